@@ -1,0 +1,2 @@
+import FerryCore
+print(Ferry.version)
