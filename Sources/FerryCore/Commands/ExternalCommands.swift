@@ -1,0 +1,71 @@
+/// Every external program ferry runs is built here, with absolute paths:
+/// under systemd and in NNCP exec handlers there is no PATH to rely on.
+public enum Tool {
+    public static let nncpCfgdir = "/usr/bin/nncp-cfgdir"
+    public static let nncpCfgnew = "/usr/bin/nncp-cfgnew"
+    public static let zpool = "/usr/sbin/zpool"
+    public static let zfs = "/usr/sbin/zfs"
+    public static let runuser = "/usr/sbin/runuser"
+    public static let losetup = "/usr/sbin/losetup"
+    public static let mkfsExt4 = "/usr/sbin/mkfs.ext4"
+    public static let truncate = "/usr/bin/truncate"
+}
+
+/// NNCP's own tools.
+public enum NNCP {
+    /// Dumps the NNCP config at `config` into the directory tree `directory`,
+    /// which must not exist yet: NNCP reads its HJSON so that ferry does not.
+    public static func cfgdirDump(config: String, into directory: String) -> Command {
+        Command(Tool.nncpCfgdir, ["-cfg", config, "-dump", directory], timeout: .seconds(30))
+    }
+
+    /// Makes a new node: a config with fresh keys, on standard output.
+    public static func cfgnew() -> Command {
+        Command(Tool.nncpCfgnew, ["-nocomments"], timeout: .seconds(30))
+    }
+}
+
+/// ZFS pool commands.
+public enum Zpool {
+    /// Prints the pool's GUID, in decimal.
+    public static func guid(pool: String) -> Command {
+        Command(Tool.zpool, ["list", "-H", "-o", "guid", pool], timeout: .seconds(60))
+    }
+
+    /// Creates a pool on one device, mounted under `altroot`.
+    public static func create(pool: String, device: String, altroot: String) -> Command {
+        Command(Tool.zpool, ["create", "-f", "-R", altroot, pool, device], timeout: .seconds(120))
+    }
+
+    public static func export(pool: String) -> Command {
+        Command(Tool.zpool, ["export", pool], timeout: .seconds(300))
+    }
+
+    public static func destroy(pool: String) -> Command {
+        Command(Tool.zpool, ["destroy", "-f", pool], timeout: .seconds(300))
+    }
+}
+
+/// Loop devices and scratch filesystems for `ferry demo` and the tests.
+public enum LoopSetup {
+    public static func attach(image: String) -> Command {
+        Command(Tool.losetup, ["--find", "--show", image], timeout: .seconds(30))
+    }
+
+    public static func detach(device: String) -> Command {
+        Command(Tool.losetup, ["--detach", device], timeout: .seconds(30))
+    }
+
+    public static func makeExt4(image: String, label: String) -> Command {
+        Command(Tool.mkfsExt4, ["-q", "-F", "-L", label, image], timeout: .seconds(60))
+    }
+}
+
+extension Command {
+    /// The same command run as `user` through runuser(1); unchanged when
+    /// `user` is empty, which means "as ferry's own user".
+    public func asUser(_ user: String) -> Command {
+        guard !user.isEmpty else { return self }
+        return Command(Tool.runuser, ["-u", user, "--", executable] + arguments, environment: environment, timeout: timeout)
+    }
+}

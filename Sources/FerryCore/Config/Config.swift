@@ -1,0 +1,196 @@
+import Foundation
+import TOMLKit
+
+/// What this host is in the setup (DESIGN.md section 1).
+public enum Role: String, Sendable, CaseIterable {
+    case spooler, backupsvr, laptop
+}
+
+/// ferry's configuration, from `/etc/ferry/ferry.toml` (DESIGN.md section 6).
+public struct FerryConfig: Sendable, Equatable {
+    public static let defaultPath = "/etc/ferry/ferry.toml"
+
+    /// The file this was read from, for error messages.
+    public var path: String
+    public var role: Role
+    public var nncpConfig = "/etc/nncp.hjson"
+    /// NNCP commands run as this user; empty means as ferry's own user.
+    public var nncpUser = "nncp"
+    /// The NNCP node across the gap.
+    public var peer: String?
+    public var stateDir = "/var/lib/ferry"
+    public var mountRoot = "/run/ferry"
+    public var receive = Receive()
+    public var rotation = Rotation()
+    public var send = Send()
+
+    public struct Receive: Sendable, Equatable {
+        /// NNCP node name to the dataset prefix it may write.
+        public var senders: [String: String] = [:]
+        public var zfsReceiveOptions = ["-u", "-o", "readonly=on"]
+    }
+
+    public struct Rotation: Sendable, Equatable {
+        public var rotateAfter = "14d"
+    }
+
+    public struct Send: Sendable, Equatable {
+        public var backupsvr = "backupsvr"
+        public var datasets: [String] = []
+    }
+
+    public init(path: String, role: Role) {
+        self.path = path
+        self.role = role
+    }
+
+    /// The config path to use: `--config`, else `$FERRY_CONFIG`, else the default.
+    public static func resolvePath(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let option, !option.isEmpty { return option }
+        if let fromEnvironment = environment["FERRY_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return defaultPath
+    }
+
+    /// Reads and checks the config file at `path`.
+    public static func load(path: String) throws(ConfigError) -> FerryConfig {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+            throw ConfigError(path: path, key: nil, problem: "\(reason); write one from /etc/ferry/ferry.toml.example, or pass --config")
+        }
+        guard data.count <= 1 << 20 else {
+            throw ConfigError(path: path, key: nil, problem: "is larger than 1 MiB; this is not a ferry config")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(path: path, key: nil, problem: "is not UTF-8 text")
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Parses the TOML `text`; `path` names the file in errors.
+    public static func parse(_ text: String, path: String) throws(ConfigError) -> FerryConfig {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(path: path, key: nil, problem: "is not valid TOML at line \(error.source.begin.line): \(error.description)")
+        } catch {
+            throw ConfigError(path: path, key: nil, problem: "is not valid TOML: \(error)")
+        }
+        let reader = TableReader(table: table, path: path, prefix: "")
+        try reader.allowOnly(["role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "receive", "rotation", "send"])
+
+        guard let roleName = try reader.string("role") else {
+            throw ConfigError(path: path, key: "role", problem: "is missing; set it to one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let role = Role(rawValue: roleName) else {
+            throw ConfigError(path: path, key: "role", problem: "is \"\(printable(roleName))\"; expected one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var config = FerryConfig(path: path, role: role)
+        config.nncpConfig = try reader.absolutePath("nncp-config") ?? config.nncpConfig
+        config.nncpUser = try reader.string("nncp-user") ?? config.nncpUser
+        config.peer = try reader.string("peer")
+        config.stateDir = try reader.absolutePath("state-dir") ?? config.stateDir
+        config.mountRoot = try reader.absolutePath("mount-root") ?? config.mountRoot
+
+        if let receive = try reader.table("receive") {
+            try receive.allowOnly(["senders", "zfs-receive-options"])
+            config.receive.senders = try receive.stringTable("senders") ?? [:]
+            config.receive.zfsReceiveOptions = try receive.stringArray("zfs-receive-options") ?? config.receive.zfsReceiveOptions
+        }
+        if let rotation = try reader.table("rotation") {
+            try rotation.allowOnly(["rotate-after"])
+            config.rotation.rotateAfter = try rotation.string("rotate-after") ?? config.rotation.rotateAfter
+        }
+        if let send = try reader.table("send") {
+            try send.allowOnly(["backupsvr", "datasets"])
+            config.send.backupsvr = try send.string("backupsvr") ?? config.send.backupsvr
+            config.send.datasets = try send.stringArray("datasets") ?? []
+        }
+
+        if role != .laptop, config.peer?.isEmpty ?? true {
+            throw ConfigError(path: path, key: "peer", problem: "is missing; a \(role.rawValue) needs the NNCP node across the gap")
+        }
+        return config
+    }
+
+    /// Throws unless this host has one of `roles`.
+    public func require(_ roles: Role..., for command: String) throws(ConfigError) {
+        guard roles.contains(role) else {
+            throw ConfigError(
+                path: path, key: "role",
+                problem: "is \(role.rawValue), but `ferry \(command)` runs only on \(roles.map(\.rawValue).joined(separator: " or "))")
+        }
+    }
+}
+
+/// A config that is missing, malformed, or wrong, named by file and key.
+public struct ConfigError: FerryError {
+    public var path: String
+    public var key: String?
+    public var problem: String
+
+    public var description: String {
+        if let key { "\(path): key \"\(key)\" \(problem)" } else { "\(path) \(problem)" }
+    }
+}
+
+/// Reads typed values out of one TOML table, naming the key in every error.
+private struct TableReader {
+    let table: TOMLTable
+    let path: String
+    let prefix: String
+
+    private func name(_ key: String) -> String { prefix + key }
+
+    private func fail(_ key: String, _ problem: String) -> ConfigError {
+        ConfigError(path: path, key: name(key), problem: problem)
+    }
+
+    func allowOnly(_ keys: Set<String>) throws(ConfigError) {
+        for key in table.keys.sorted() where !keys.contains(key) {
+            throw fail(key, "is not a known setting; known here: \(keys.sorted().joined(separator: ", "))")
+        }
+    }
+
+    func string(_ key: String) throws(ConfigError) -> String? {
+        guard let value = table[key] else { return nil }
+        guard let text = value.string else { throw fail(key, "must be a string, not \(value.type)") }
+        return text
+    }
+
+    func absolutePath(_ key: String) throws(ConfigError) -> String? {
+        guard let text = try string(key) else { return nil }
+        guard text.hasPrefix("/") else { throw fail(key, "must be an absolute path, not \"\(printable(text))\"") }
+        return text
+    }
+
+    func stringArray(_ key: String) throws(ConfigError) -> [String]? {
+        guard let value = table[key] else { return nil }
+        guard let array = value.array else { throw fail(key, "must be an array of strings, not \(value.type)") }
+        var strings: [String] = []
+        for element in array {
+            guard let text = element.string else { throw fail(key, "must hold only strings") }
+            strings.append(text)
+        }
+        return strings
+    }
+
+    func stringTable(_ key: String) throws(ConfigError) -> [String: String]? {
+        guard let inner = try table(key) else { return nil }
+        var result: [String: String] = [:]
+        for innerKey in inner.table.keys {
+            guard let text = try inner.string(innerKey) else { continue }
+            result[innerKey] = text
+        }
+        return result
+    }
+
+    func table(_ key: String) throws(ConfigError) -> TableReader? {
+        guard let value = table[key] else { return nil }
+        guard let inner = value.table else { throw fail(key, "must be a table, not \(value.type)") }
+        return TableReader(table: inner, path: path, prefix: name(key) + ".")
+    }
+}

@@ -1,0 +1,1 @@
+public struct DemoStory: Sendable { public var keepScratch: Bool; public init(keepScratch: Bool) { self.keepScratch = keepScratch }; public func run() async throws {} }

@@ -1,0 +1,46 @@
+import Foundation
+import Logging
+
+/// Mounts a medium under `mount-root` for the length of `body`, with the safe
+/// options, and unmounts it afterwards whatever `body` did.
+///
+/// A mount left behind by a crashed run on the same mount point is detached
+/// lazily first: the next plug-in recovers.
+public func withMountedMedium<T>(
+    _ device: BlockDevice,
+    readOnly: Bool,
+    context: FerryContext,
+    _ body: (SafeDirectory) async throws -> T
+) async throws -> T {
+    guard let type = device.filesystem.type else {
+        throw DeviceError(devnode: device.devnode, code: .probeFailed("no filesystem to mount"))
+    }
+    let mountRoot = context.config.mountRoot
+    try FileManager.default.createDirectory(atPath: mountRoot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    let target = mountRoot + "/" + device.kernelName
+    if context.mounter.isMounted(target) {
+        context.logger.warning("a stale mount from an earlier run is in the way; detaching it", metadata: ["mount": "\(target)"])
+        try context.mounter.unmount(target, lazy: true)
+    }
+    try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+    try context.mounter.mount(device: device.devnode, on: target, type: type, readOnly: readOnly)
+    context.logger.debug("mounted", metadata: ["device": "\(device.devnode)", "mount": "\(target)", "ro": "\(readOnly)"])
+
+    let outcome: Result<T, any Error>
+    do {
+        var root: SafeDirectory? = try SafeDirectory(path: target)
+        let value = try await body(root!)
+        root = nil
+        outcome = .success(value)
+    } catch {
+        outcome = .failure(error)
+    }
+    do {
+        try context.mounter.unmount(target, lazy: false)
+    } catch {
+        context.logger.warning("the medium is busy; detaching it lazily", metadata: ["mount": "\(target)", "error": "\(error.errno)"])
+        try context.mounter.unmount(target, lazy: true)
+    }
+    rmdir(target)
+    return try outcome.get()
+}

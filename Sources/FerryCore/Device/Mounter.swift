@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SystemPackage
+
+/// Mounts and unmounts media: the side effect behind every visit.
+public protocol Mounter: Sendable {
+    /// Mounts `device` (of filesystem `type`) on the existing directory `target`,
+    /// always `nosuid,nodev,noexec,nosymfollow`.
+    func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError)
+    /// Unmounts `target`; `lazy` detaches it even while busy (a pulled stick).
+    func unmount(_ target: String, lazy: Bool) throws(MountError)
+    /// Whether something is mounted on `target` now.
+    func isMounted(_ target: String) -> Bool
+}
+
+public struct MountError: FerryError {
+    public var operation: String
+    public var target: String
+    public var errno: Errno
+
+    public var description: String { "\(operation) \(target) failed: \(errno)" }
+}
+
+/// Mounts with mount(2) and umount2(2) directly: no mount(8) to fork, and the
+/// errno comes back as it is.
+public struct LinuxMounter: Mounter {
+    /// MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW: nothing on a stick
+    /// runs, nothing is a device, and no symlink on it is followed.
+    static let safeFlags: UInt = UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | 256
+
+    public init() {}
+
+    public func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError) {
+        let flags = Self.safeFlags | (readOnly ? UInt(MS_RDONLY) : 0)
+        do {
+            try retryingEINTR { Glibc.mount(device, target, type, flags, nil) }
+        } catch {
+            throw MountError(operation: "mounting \(device) on", target: target, errno: error)
+        }
+    }
+
+    public func unmount(_ target: String, lazy: Bool) throws(MountError) {
+        do {
+            try retryingEINTR { umount2(target, lazy ? Int32(MNT_DETACH) : 0) }
+        } catch {
+            throw MountError(operation: "unmounting", target: target, errno: error)
+        }
+    }
+
+    public func isMounted(_ target: String) -> Bool {
+        guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
+        let escaped = target.replacingOccurrences(of: "\\", with: "\\134").replacingOccurrences(of: " ", with: "\\040")
+            .replacingOccurrences(of: "\t", with: "\\011").replacingOccurrences(of: "\n", with: "\\012")
+        return table.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ", maxSplits: 5)
+            return fields.count > 4 && fields[4] == escaped
+        }
+    }
+}

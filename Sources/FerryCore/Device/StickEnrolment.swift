@@ -1,0 +1,63 @@
+import Foundation
+
+/// What `ferry enroll` did.
+public enum EnrolmentOutcome: Sendable, Equatable {
+    case enrolled(StickIdentity)
+    case alreadyEnrolled(StickIdentity, by: String)
+}
+
+public struct EnrolmentError: FerryError {
+    public var devnode: String
+    public var problem: String
+
+    public var description: String { "\(printable(devnode)) \(problem)" }
+}
+
+/// Makes a stick known: writes a signed `.ferry/identity` on it.
+public struct StickEnrolment: Sendable {
+    public var context: FerryContext
+
+    public init(context: FerryContext) {
+        self.context = context
+    }
+
+    /// Enrolls the stick at `devnode`. An identity that already verifies is
+    /// kept; one that does not is replaced only when `force` is set.
+    public func enroll(devnode: String, force: Bool) async throws -> EnrolmentOutcome {
+        try context.config.require(.spooler, .backupsvr, for: "enroll")
+        let device = try context.inspector.inspect(devnode: devnode)
+        guard device.filesystem.isStickFilesystem else {
+            let found = device.filesystem.type.map { "a \(printable($0)) filesystem" } ?? "no filesystem"
+            throw EnrolmentError(
+                devnode: devnode,
+                problem: "carries \(found); a stick needs one of \(FilesystemProbe.stickFilesystems.sorted().joined(separator: ", ")) (for example: mkfs.ext4 -L FERRY-1 \(devnode))")
+        }
+        guard let uuid = device.filesystem.uuid, !uuid.isEmpty else {
+            throw EnrolmentError(devnode: devnode, problem: "has a filesystem without a UUID; ferry knows sticks by their UUID")
+        }
+        let nncp = try await context.nncpConfig()
+        return try await withMountedMedium(device, readOnly: false, context: context) { root in
+            if try root.kind(of: StickIdentity.directory) != nil {
+                do {
+                    let existing = try MediumRecognizer.readIdentity(root: root)
+                    let enroller = try existing.verify(
+                        device: device, nncp: nncp, trusting: context.config.peer, path: MediumRecognizer.identityPath(root))
+                    if !force { return .alreadyEnrolled(existing, by: enroller.name) }
+                } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
+                    guard force else {
+                        throw EnrolmentError(devnode: devnode, problem: "already holds an identity that ferry refuses (\(error)); pass --force to replace it")
+                    }
+                    if try root.kind(of: StickIdentity.directory) == .symlink {
+                        throw EnrolmentError(devnode: devnode, problem: "has a .ferry that is a symbolic link; remove it by hand first")
+                    }
+                }
+            }
+            let identity = try StickIdentity.make(for: device, nncp: nncp, at: context.clock.now())
+            let directory = try root.subdirectory(StickIdentity.directory, create: true)
+            try directory.writeFileAtomically(StickIdentity.fileName, bytes: try identity.encoded())
+            context.logger.info(
+                "enrolled stick", metadata: ["device": "\(devnode)", "uuid": "\(uuid)", "label": "\(printable(identity.label))", "by": "\(identity.enrollerName)"])
+            return .enrolled(identity)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// A medium that `ferry handle` leaves alone.
+public struct NotOursError: FerryError {
+    public var recognition: Recognition
+
+    public var exitStatus: ExitStatus { .notOurs }
+    public var description: String {
+        "\(recognition.device.devnode) is not ours and was left alone: it \(recognition.reason)"
+    }
+}
+
+/// `ferry handle DEVNODE`: what ferry@.service runs when a medium is plugged in.
+public struct Handler: Sendable {
+    public var context: FerryContext
+
+    public init(context: FerryContext) {
+        self.context = context
+    }
+
+    /// Decides what the medium is and does this host's work with it.
+    public func handle(devnode: String) async throws -> Recognition {
+        try context.config.require(.spooler, .backupsvr, for: "handle")
+        let recognition = try await MediumRecognizer(context: context).recognize(devnode: devnode)
+        let logger = context.logger
+        switch recognition.verdict {
+        case .unknown:
+            throw NotOursError(recognition: recognition)
+        case .stick:
+            logger.info("known stick", metadata: ["device": "\(devnode)", "uuid": "\(recognition.device.filesystem.uuid ?? "")", "why": "\(recognition.reason)"])
+        case .drive:
+            logger.info("known backup drive", metadata: ["device": "\(devnode)", "why": "\(recognition.reason)"])
+        }
+        logger.info("safe to remove", metadata: ["device": "\(devnode)"])
+        return recognition
+    }
+}

@@ -1,0 +1,123 @@
+import Crypto
+import Foundation
+
+/// One NNCP node as another node's config knows it.
+public struct NNCPNode: Sendable, Equatable {
+    public var name: String
+    /// The node id, base32 as NNCP prints it.
+    public var id: String
+    /// The raw ed25519 public key (`signpub`) that checks this node's signatures.
+    public var signPublicKey: [UInt8]
+
+    /// Whether `signature` over `message` was made by this node.
+    public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: signPublicKey) else { return false }
+        return key.isValidSignature(signature, for: message)
+    }
+}
+
+/// The parts of an NNCP config that ferry uses, read through `nncp-cfgdir`.
+public struct NNCPConfig: Sendable {
+    public var path: String
+    public var spool: String
+    public var log: String
+    public var selfID: String
+    /// The 32-byte ed25519 seed of this node's signing key (`self.signprv`).
+    var signingSeed: [UInt8]
+    /// The neighbours by name, including NNCP's own `self` entry.
+    public var neighbours: [String: NNCPNode]
+
+    /// The name the other nodes know this node by: the neighbour entry with
+    /// this node's id other than NNCP's own "self" entry, else "self".
+    public var selfName: String {
+        neighbours.values.filter { $0.id == selfID && $0.name != "self" }.map(\.name).min() ?? "self"
+    }
+
+    public func node(id: String) -> NNCPNode? {
+        let matches = neighbours.values.filter { $0.id == id }
+        return matches.filter { $0.name != "self" }.min { $0.name < $1.name } ?? matches.first
+    }
+
+    public func node(named name: String) -> NNCPNode? { neighbours[name] }
+
+    /// Signs `message` with this node's NNCP signing key.
+    public func sign(_ message: [UInt8]) throws -> [UInt8] {
+        Array(try Curve25519.Signing.PrivateKey(rawRepresentation: signingSeed).signature(for: message))
+    }
+}
+
+/// An NNCP config that cannot be used.
+public struct NNCPConfigError: FerryError {
+    public var path: String
+    public var problem: String
+
+    public var description: String { "NNCP config \(path) \(problem)" }
+}
+
+/// Loads an NNCP config with NNCP's own parser.
+///
+/// `nncp-cfgdir -dump` writes the config as a directory tree, one value per
+/// file, into a private 0700 directory that is removed straight afterwards,
+/// since it holds the private keys.
+public struct NNCPConfigLoader: Sendable {
+    public var runner: any CommandRunner
+
+    public init(runner: any CommandRunner) {
+        self.runner = runner
+    }
+
+    public func load(path: String, configKey: String? = nil) async throws -> NNCPConfig {
+        let named = configKey.map { "(\($0)) " } ?? ""
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw NNCPConfigError(path: path, problem: "\(named)does not exist; make one with nncp-cfgnew")
+        }
+        var template = Array((NSTemporaryDirectory() + "/ferry-nncp.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw NNCPConfigError(path: path, problem: "could not be read: no private temporary directory (\(String(cString: strerror(errno))))")
+        }
+        let privateDirectory = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: privateDirectory) }
+        let dump = privateDirectory + "/cfg"
+        do {
+            try await runner.check(NNCP.cfgdirDump(config: path, into: dump))
+        } catch {
+            throw NNCPConfigError(path: path, problem: "\(named)could not be read by nncp-cfgdir: \(error)")
+        }
+        return try Self.read(dump: dump, path: path)
+    }
+
+    /// Reads the tree that `nncp-cfgdir -dump` wrote.
+    static func read(dump: String, path: String) throws(NNCPConfigError) -> NNCPConfig {
+        func value(_ relative: String) -> String? {
+            guard let data = FileManager.default.contents(atPath: dump + "/" + relative) else { return nil }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func required(_ relative: String) throws(NNCPConfigError) -> String {
+            guard let text = value(relative), !text.isEmpty else {
+                throw NNCPConfigError(path: path, problem: "has no \(relative.replacingOccurrences(of: "/", with: "."))")
+            }
+            return text
+        }
+        let selfID = try required("self/id")
+        let seedAndPublic = Base32.decode(try required("self/signprv"))
+        guard let seedAndPublic, seedAndPublic.count == 64,
+            (try? Curve25519.Signing.PrivateKey(rawRepresentation: seedAndPublic.prefix(32))) != nil
+        else {
+            throw NNCPConfigError(path: path, problem: "has a self.signprv that is not an ed25519 key")
+        }
+        var neighbours: [String: NNCPNode] = [:]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dump + "/neigh")) ?? []
+        for name in names {
+            let id = try required("neigh/\(name)/id")
+            guard let key = Base32.decode(try required("neigh/\(name)/signpub")),
+                (try? Curve25519.Signing.PublicKey(rawRepresentation: key)) != nil
+            else {
+                throw NNCPConfigError(path: path, problem: "has a neigh.\(name).signpub that is not an ed25519 key")
+            }
+            neighbours[name] = NNCPNode(name: name, id: id, signPublicKey: key)
+        }
+        return NNCPConfig(
+            path: path, spool: try required("spool"), log: value("log") ?? "", selfID: selfID,
+            signingSeed: Array(seedAndPublic.prefix(32)), neighbours: neighbours)
+    }
+}

@@ -1,0 +1,38 @@
+/// The exit contract of every ferry command (DESIGN.md section 6).
+public enum ExitStatus: Int32, Sendable {
+    /// The work is done and the medium is safe to remove.
+    case done = 0
+    /// The work failed; the log and the journal say why.
+    case failed = 1
+    /// The medium is not ours, and it was left alone.
+    case notOurs = 2
+}
+
+/// An error the user sees as one line that says what failed and what to do.
+///
+/// Each area of ferry has its own error type that conforms to this protocol.
+public protocol FerryError: Error, CustomStringConvertible, Sendable {
+    var exitStatus: ExitStatus { get }
+}
+
+extension FerryError {
+    public var exitStatus: ExitStatus { .failed }
+}
+
+/// Shows untrusted text (labels, file names read from a stick) on one line,
+/// with control characters escaped and the length capped.
+public func printable(_ text: String, limit: Int = 80) -> String {
+    var shown = ""
+    for scalar in text.unicodeScalars {
+        if shown.unicodeScalars.count >= limit {
+            shown += "…"
+            break
+        }
+        if scalar.properties.generalCategory == .control || scalar == "\u{7F}" {
+            shown += scalar.escaped(asASCII: true)
+        } else {
+            shown.unicodeScalars.append(scalar)
+        }
+    }
+    return shown
+}

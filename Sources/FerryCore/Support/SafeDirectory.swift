@@ -1,0 +1,218 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+/// What went wrong while touching a file on an untrusted medium.
+public struct FileAccessError: FerryError {
+    public enum Code: Sendable, Equatable {
+        case symlink
+        case notRegularFile
+        case notDirectory
+        case tooLarge(limit: Int)
+        case badName
+        case system(Errno)
+    }
+    public var path: String
+    public var code: Code
+
+    public var description: String {
+        switch code {
+        case .symlink: "\(printable(path)) is a symbolic link; ferry opens nothing through a link"
+        case .notRegularFile: "\(printable(path)) is not a regular file"
+        case .notDirectory: "\(printable(path)) is not a directory"
+        case .tooLarge(let limit): "\(printable(path)) is larger than \(limit) bytes"
+        case .badName: "\(printable(path)) is not a plain file name"
+        case .system(let errno): "\(printable(path)): \(errno)"
+        }
+    }
+}
+
+/// Retries a system call that failed with EINTR, and turns -1 into `Errno`.
+@discardableResult
+func retryingEINTR(_ call: () -> Int32) throws(Errno) -> Int32 {
+    while true {
+        let result = call()
+        if result != -1 { return result }
+        let error = Errno(rawValue: errno)
+        if error != .interrupted { throw error }
+    }
+}
+
+/// An open directory on a medium that is not trusted.
+///
+/// Every name is resolved relative to this directory's descriptor with
+/// `O_NOFOLLOW`, so a symbolic link on the medium is never followed, even
+/// where the `nosymfollow` mount option is missing. The descriptor closes
+/// with the value.
+public final class SafeDirectory: @unchecked Sendable {
+    public let path: String
+    let fd: Int32
+
+    /// Opens `path`, which must be a real directory, not a link to one.
+    public init(path: String) throws(FileAccessError) {
+        self.path = path
+        do {
+            fd = try retryingEINTR { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        } catch {
+            throw Self.classify(error, path: path)
+        }
+    }
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    private func child(_ name: String) throws(FileAccessError) -> String {
+        let full = path.hasSuffix("/") ? path + name : path + "/" + name
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
+            throw FileAccessError(path: full, code: .badName)
+        }
+        return full
+    }
+
+    private static func classify(_ error: Errno, path: String) -> FileAccessError {
+        switch error {
+        case .tooManySymbolicLinkLevels: FileAccessError(path: path, code: .symlink)
+        case .notDirectory: FileAccessError(path: path, code: .notDirectory)
+        default: FileAccessError(path: path, code: .system(error))
+        }
+    }
+
+    /// The kind of the entry `name`, without following a link; nil when absent.
+    public func kind(of name: String) throws(FileAccessError) -> FileType? {
+        let full = try child(name)
+        var info = stat()
+        do {
+            try retryingEINTR { fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) }
+        } catch {
+            if error == .noSuchFileOrDirectory { return nil }
+            throw FileAccessError(path: full, code: .system(error))
+        }
+        return FileType(mode: info.st_mode)
+    }
+
+    /// Opens the subdirectory `name`, creating it with `mode` when `create` is set.
+    public func subdirectory(_ name: String, create: Bool = false, mode: mode_t = 0o755) throws(FileAccessError) -> SafeDirectory {
+        let full = try child(name)
+        if create {
+            do {
+                try retryingEINTR { mkdirat(fd, name, mode) }
+            } catch where error == .fileExists {
+                // An existing entry is checked by the open below.
+            } catch {
+                throw FileAccessError(path: full, code: .system(error))
+            }
+        }
+        if try kind(of: name) == .symlink {
+            throw FileAccessError(path: full, code: .symlink)
+        }
+        do {
+            let child = try retryingEINTR { openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            return SafeDirectory(fd: child, path: full)
+        } catch {
+            throw Self.classify(error, path: full)
+        }
+    }
+
+    /// Reads the regular file `name` whole, refusing anything over `limit` bytes.
+    public func readFile(_ name: String, limit: Int) throws(FileAccessError) -> [UInt8] {
+        let full = try child(name)
+        let file: Int32
+        do {
+            // O_NONBLOCK keeps a FIFO planted on the medium from hanging the open.
+            file = try retryingEINTR { openat(fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY) }
+        } catch {
+            throw Self.classify(error, path: full)
+        }
+        defer { close(file) }
+        var info = stat()
+        do {
+            try retryingEINTR { fstat(file, &info) }
+        } catch {
+            throw FileAccessError(path: full, code: .system(error))
+        }
+        guard FileType(mode: info.st_mode) == .regular else {
+            throw FileAccessError(path: full, code: .notRegularFile)
+        }
+        guard info.st_size <= limit else {
+            throw FileAccessError(path: full, code: .tooLarge(limit: limit))
+        }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        var filled = 0
+        while filled < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { buffer in
+                read(file, buffer.baseAddress! + filled, buffer.count - filled)
+            }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw FileAccessError(path: full, code: .system(Errno(rawValue: errno)))
+            }
+            filled += count
+        }
+        guard filled <= limit else {
+            throw FileAccessError(path: full, code: .tooLarge(limit: limit))
+        }
+        return Array(bytes[..<filled])
+    }
+
+    /// Replaces the file `name` with `bytes` so that a crash leaves either
+    /// the old file or the new one: write a temporary file, fsync it, rename
+    /// it over `name`, then fsync the directory.
+    public func writeFileAtomically(_ name: String, bytes: [UInt8], mode: mode_t = 0o644) throws(FileAccessError) {
+        let full = try child(name)
+        if try kind(of: name) == .symlink {
+            throw FileAccessError(path: full, code: .symlink)
+        }
+        let temporary = ".\(name).new"
+        _ = unlinkat(fd, temporary, 0)
+        let file: Int32
+        do {
+            file = try retryingEINTR { openat(fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
+        } catch {
+            throw FileAccessError(path: full, code: .system(error))
+        }
+        var isOpen = true
+        do throws(Errno) {
+            var written = 0
+            while written < bytes.count {
+                let count = bytes.withUnsafeBytes { buffer in
+                    write(file, buffer.baseAddress! + written, buffer.count - written)
+                }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw Errno(rawValue: errno)
+                }
+                written += count
+            }
+            try retryingEINTR { fsync(file) }
+            isOpen = false
+            try retryingEINTR { close(file) }
+            try retryingEINTR { renameat(fd, temporary, fd, name) }
+            try retryingEINTR { fsync(fd) }
+        } catch {
+            if isOpen { close(file) }
+            _ = unlinkat(fd, temporary, 0)
+            throw FileAccessError(path: full, code: .system(error))
+        }
+    }
+}
+
+/// The kind of a directory entry, from `st_mode`.
+public enum FileType: Sendable, Equatable {
+    case regular, directory, symlink, blockDevice, other
+
+    init(mode: mode_t) {
+        switch mode & S_IFMT {
+        case S_IFREG: self = .regular
+        case S_IFDIR: self = .directory
+        case S_IFLNK: self = .symlink
+        case S_IFBLK: self = .blockDevice
+        default: self = .other
+        }
+    }
+}

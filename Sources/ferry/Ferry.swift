@@ -1,0 +1,167 @@
+import ArgumentParser
+import FerryCore
+import Foundation
+import Logging
+
+@main
+struct Ferry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry",
+        abstract: "Carries NNCP packets across an air gap on USB sticks, and keeps offline ZFS backup drives up to date.",
+        subcommands: [Handle.self, Identify.self, Enroll.self, Drive.self, Demo.self])
+}
+
+/// The options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "The config file (default: $FERRY_CONFIG, else /etc/ferry/ferry.toml).")
+    var config: String?
+
+    @Flag(name: .shortAndLong, help: "Log each step in detail.")
+    var verbose = false
+
+    /// Sets up logging, reads the config and builds the context.
+    func context() throws -> FerryContext {
+        let level: Logger.Level = verbose ? .debug : .info
+        LoggingSystem.bootstrap { FerryLogHandler(label: $0, level: level) }
+        let path = FerryConfig.resolvePath(option: config)
+        return FerryContext(config: try FerryConfig.load(path: path))
+    }
+}
+
+/// Runs `body`, and turns a ferry error into one line on standard error and
+/// the exit status the brief names.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as FerryError {
+        FileHandle.standardError.write(Data("ferry: \(error)\n".utf8))
+        throw ExitCode(error.exitStatus.rawValue)
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("ferry: \(error)\n".utf8))
+        throw ExitCode(ExitStatus.failed.rawValue)
+    }
+}
+
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+struct Handle: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Handle a plugged-in medium (what ferry@.service runs).",
+        discussion: "Exit status: 0 done and safe to remove, 2 medium not ours (left alone), 1 failed.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The device node, for example /dev/sdb1.") var devnode: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            _ = try await Handler(context: context).handle(devnode: devnode)
+        }
+    }
+}
+
+struct Identify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what a device is: filesystem, hardware, and the verdict stick, drive or unknown.")
+
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Print JSON.") var json = false
+    @Argument(help: "The device node.") var devnode: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            let recognition = try await MediumRecognizer(context: context).recognize(devnode: devnode)
+            if json {
+                try printJSON(recognition)
+            } else {
+                print(IdentifyReport(recognition).text)
+            }
+        }
+    }
+}
+
+struct Enroll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a stick known: write a signed .ferry/identity on it (spooler or backupsvr).")
+
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Replace an identity that does not verify.") var force = false
+    @Argument(help: "The stick's device node.") var devnode: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            switch try await StickEnrolment(context: context).enroll(devnode: devnode, force: force) {
+            case .enrolled(let identity):
+                print("enrolled \(devnode): filesystem \(identity.uuid), label \(printable(identity.label)), signed by \(identity.enrollerName)")
+            case .alreadyEnrolled(let identity, let by):
+                print("\(devnode) is already enrolled (by \(by) at \(identity.enrolled)); nothing changed")
+            }
+        }
+    }
+}
+
+struct Drive: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Backup drives on backupsvr.",
+        subcommands: [DriveEnroll.self, DriveList.self])
+}
+
+struct DriveEnroll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "enroll", abstract: "Make a backup drive known, by pool name or device node.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "A pool name, or the device node of a drive that holds one pool.") var target: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            let (drive, new) = try await DriveEnrolment(context: context).enroll(target)
+            print(new ? "enrolled backup drive \(drive.pool) (GUID \(drive.guid))" : "\(drive.pool) (GUID \(drive.guid)) was already enrolled; nothing changed")
+        }
+    }
+}
+
+struct DriveList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the enrolled backup drives.")
+
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            try context.config.require(.backupsvr, for: "drive list")
+            let drives = try context.drives.load()
+            if json {
+                try printJSON(drives)
+            } else if drives.isEmpty {
+                print("no backup drives are enrolled (ferry drive enroll POOL|DEVNODE)")
+            } else {
+                for drive in drives { print("\(drive.pool)\tGUID \(drive.guid)\tenrolled \(drive.enrolled)") }
+            }
+        }
+    }
+}
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tell the whole story on this one machine, in a scratch directory (needs root).")
+
+    @Flag(name: .shortAndLong, help: "Log each step in detail.") var verbose = false
+    @Flag(help: "Keep the scratch directory afterwards.") var keep = false
+
+    func run() async throws {
+        try await reportingErrors {
+            LoggingSystem.bootstrap { FerryLogHandler(label: $0, level: verbose ? .debug : .warning) }
+            try await DemoStory(keepScratch: keep).run()
+        }
+    }
+}

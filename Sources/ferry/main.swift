@@ -1,2 +1,0 @@
-import FerryCore
-print(Ferry.version)
