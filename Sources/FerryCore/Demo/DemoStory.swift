@@ -1,1 +1,141 @@
-public struct DemoStory: Sendable { public var keepScratch: Bool; public init(keepScratch: Bool) { self.keepScratch = keepScratch }; public func run() async throws {} }
+import Foundation
+import Logging
+
+public struct DemoError: FerryError {
+    public var problem: String
+    public var description: String { problem }
+}
+
+/// `ferry demo`: the story so far, told on this one machine with real parts
+/// in a scratch directory that it removes afterwards.
+public struct DemoStory: Sendable {
+    public var keepScratch: Bool
+    var runner: any CommandRunner = SubprocessRunner()
+
+    public init(keepScratch: Bool) {
+        self.keepScratch = keepScratch
+    }
+
+    private func say(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
+
+    public func run() async throws {
+        guard geteuid() == 0 else {
+            throw DemoError(problem: "ferry demo needs root: it attaches loop devices and mounts them (try: sudo make demo)")
+        }
+        var template = Array("/tmp/ferry-demo.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw DemoError(problem: "could not make a scratch directory in /tmp") }
+        let scratch = String(cString: made)
+        var loops: [LoopDevice] = []
+        say("ferry demo: a scratch directory at \(scratch)")
+        do {
+            try await tell(scratch: scratch, loops: &loops)
+        } catch {
+            await cleanUp(scratch: scratch, loops: loops)
+            throw error
+        }
+        await cleanUp(scratch: scratch, loops: loops)
+        say("\nThe demo is over; its loop devices are detached\(keepScratch ? "" : " and its scratch directory is gone").")
+    }
+
+    private func cleanUp(scratch: String, loops: [LoopDevice]) async {
+        for loop in loops.reversed() {
+            try? await loop.detach(runner: runner)
+        }
+        if !keepScratch { try? FileManager.default.removeItem(atPath: scratch) }
+    }
+
+    private func context(_ role: Role, nncpConfig: String, scratch: String) -> FerryContext {
+        var config = FerryConfig(path: "\(scratch)/\(role.rawValue)/ferry.toml", role: role)
+        config.nncpConfig = nncpConfig
+        config.nncpUser = ""
+        config.peer = role == .spooler ? "backupsvr" : "spooler"
+        config.stateDir = "\(scratch)/\(role.rawValue)/state"
+        config.mountRoot = "\(scratch)/\(role.rawValue)/mnt"
+        return FerryContext(config: config, runner: runner, logger: Logger(label: "ferry.\(role.rawValue)"))
+    }
+
+    private func tell(scratch: String, loops: inout [LoopDevice]) async throws {
+        say("\n1. Three NNCP nodes, made with nncp-cfgnew: laptop, spooler (online) and backupsvr (air-gapped).")
+        let network = try await NNCPTestNetwork.create(
+            in: scratch,
+            nodes: [
+                .init(name: "laptop", via: ["backupsvr": ["spooler"]]),
+                .init(name: "spooler"),
+                .init(name: "backupsvr"),
+            ],
+            runner: runner)
+        let spooler = context(.spooler, nncpConfig: network.config("spooler"), scratch: scratch)
+        let backupsvr = context(.backupsvr, nncpConfig: network.config("backupsvr"), scratch: scratch)
+        say("   Each knows the others' public keys; the laptop reaches backupsvr only via the spooler.")
+
+        say("\n2. A new USB stick is plugged into the spooler: \(scratch)/stick.img, 64 MiB ext4, label FERRY-DEMO.")
+        let stick = try await LoopDevice.create(image: "\(scratch)/stick.img", megabytes: 64, ext4Label: "FERRY-DEMO", runner: runner)
+        loops.append(stick)
+        let blank = try await MediumRecognizer(context: spooler).recognize(devnode: stick.devnode)
+        say("   ferry identify \(stick.devnode): \(blank.verdict.rawValue): \(blank.reason)")
+        await handle(stick.devnode, at: "spooler", spooler)
+
+        say("\n3. The admin enrolls it once, at the spooler: ferry enroll \(stick.devnode)")
+        if case .enrolled(let identity) = try await StickEnrolment(context: spooler).enroll(devnode: stick.devnode, force: false) {
+            say("   .ferry/identity now names filesystem \(identity.uuid), signed with \(identity.enrollerName)'s NNCP key.")
+        }
+        await handle(stick.devnode, at: "spooler", spooler)
+
+        say("\n4. The stick is carried to backupsvr, which has never seen it.")
+        let carried = try await MediumRecognizer(context: backupsvr).recognize(devnode: stick.devnode)
+        say("   ferry identify: \(carried.verdict.rawValue): \(carried.reason)")
+        say("   backupsvr trusts it through the spooler's signpub in its own NNCP config: no second enrolment.")
+        await handle(stick.devnode, at: "backupsvr", backupsvr)
+
+        say("\n5. A forged stick: another filesystem carrying a copy of that identity.")
+        let forged = try await LoopDevice.create(image: "\(scratch)/forged.img", megabytes: 64, ext4Label: "FERRY-DEMO", runner: runner)
+        loops.append(forged)
+        let stickDevice = try backupsvr.inspector.inspect(devnode: stick.devnode)
+        let copied = try await withMountedMedium(stickDevice, readOnly: true, context: backupsvr) { root in
+            try root.subdirectory(StickIdentity.directory).readFile(StickIdentity.fileName, limit: StickIdentity.sizeLimit)
+        }
+        let forgedDevice = try backupsvr.inspector.inspect(devnode: forged.devnode)
+        try await withMountedMedium(forgedDevice, readOnly: false, context: backupsvr) { root in
+            try root.subdirectory(StickIdentity.directory, create: true).writeFileAtomically(StickIdentity.fileName, bytes: copied)
+        }
+        await handle(forged.devnode, at: "backupsvr", backupsvr)
+
+        try await tellDrive(scratch: scratch, backupsvr: backupsvr, loops: &loops)
+
+        say("\nWhat comes next (later releases): the packet exchange on each visit, the signed journal that")
+        say("carries backupsvr's state back to the spooler, ZFS streams, and drive rotation.")
+    }
+
+    private func tellDrive(scratch: String, backupsvr: FerryContext, loops: inout [LoopDevice]) async throws {
+        say("\n6. A backup drive in backupsvr's USB dock: a ZFS pool on \(scratch)/drive-a.img.")
+        guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true else {
+            say("   zfs-fuse is not answering here, so this part is skipped. `make demo` starts it.")
+            return
+        }
+        let drive = try await LoopDevice.create(image: "\(scratch)/drive-a.img", megabytes: 128, ext4Label: nil, runner: runner)
+        loops.append(drive)
+        let pool = "ferrydemo\(getpid())"
+        try await runner.check(Zpool.create(pool: pool, device: drive.devnode, altroot: "\(scratch)/altroot"))
+        try await runner.check(Zpool.export(pool: pool))
+        let before = try await MediumRecognizer(context: backupsvr).recognize(devnode: drive.devnode)
+        say("   ferry identify \(drive.devnode): \(before.verdict.rawValue): \(before.reason)")
+        let (enrolled, _) = try await DriveEnrolment(context: backupsvr).enroll(drive.devnode)
+        say("   ferry drive enroll \(drive.devnode): pool \(enrolled.pool), GUID \(enrolled.guid)")
+        await handle(drive.devnode, at: "backupsvr", backupsvr)
+    }
+
+    /// Runs `ferry handle` as the host would, and tells the outcome.
+    private func handle(_ devnode: String, at host: String, _ context: FerryContext) async {
+        do {
+            let recognition = try await Handler(context: context).handle(devnode: devnode)
+            say("   \(host): ferry handle \(devnode) -> exit 0: \(recognition.verdict.rawValue), \(recognition.reason); safe to remove")
+        } catch let error as FerryError {
+            say("   \(host): ferry handle \(devnode) -> exit \(error.exitStatus.rawValue): \(error)")
+        } catch {
+            say("   \(host): ferry handle \(devnode) -> exit 1: \(error)")
+        }
+    }
+}

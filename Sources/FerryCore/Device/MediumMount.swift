@@ -28,7 +28,7 @@ public func withMountedMedium<T>(
 
     let outcome: Result<T, any Error>
     do {
-        var root: SafeDirectory? = try SafeDirectory(path: target)
+        var root: SafeDirectory? = try SafeDirectory(path: target, shownAs: device.devnode + ":")
         let value = try await body(root!)
         root = nil
         outcome = .success(value)

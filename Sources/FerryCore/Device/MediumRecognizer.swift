@@ -34,7 +34,7 @@ public struct MediumRecognizer: Sendable {
         }
         guard filesystem.isStickFilesystem else {
             let what = filesystem.type.map { "a \(printable($0)) filesystem, which ferry does not use" } ?? "no filesystem that libblkid knows"
-            return Recognition(device: device, verdict: .unknown, reason: "carries \(what)")
+            return Recognition(device: device, verdict: .unknown, reason: "it carries \(what)")
         }
         let nncp = try await context.nncpConfig()
         return try await withMountedMedium(device, readOnly: true, context: context) { root in
@@ -44,7 +44,7 @@ public struct MediumRecognizer: Sendable {
                     device: device, nncp: nncp, trusting: context.config.peer, path: Self.identityPath(root))
                 return Recognition(
                     device: device, verdict: .stick,
-                    reason: "enrolled by \(enroller.name) at \(printable(identity.enrolled, limit: 40))", identity: identity)
+                    reason: "enrolled by \(enroller.id == nncp.selfID ? "this node" : enroller.name) at \(printable(identity.enrolled, limit: 40))", identity: identity)
             } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
                 return Recognition(device: device, verdict: .unknown, reason: "\(error)")
             }
@@ -77,7 +77,7 @@ public struct MediumRecognizer: Sendable {
         let pool = device.filesystem.label ?? ""
         let guid = device.filesystem.uuid ?? ""
         guard context.config.role == .backupsvr else {
-            return Recognition(device: device, verdict: .unknown, reason: "holds ZFS pool \(printable(pool)); backup drives belong to backupsvr")
+            return Recognition(device: device, verdict: .unknown, reason: "it holds ZFS pool \(printable(pool)); backup drives belong to backupsvr")
         }
         let enrolled = try context.drives.load()
         if let drive = enrolled.first(where: { $0.guid == guid }) {
@@ -86,10 +86,10 @@ public struct MediumRecognizer: Sendable {
         if let namesake = enrolled.first(where: { $0.pool == pool }) {
             return Recognition(
                 device: device, verdict: .unknown,
-                reason: "holds a pool named \(printable(pool)) with GUID \(printable(guid)), but the enrolled \(namesake.pool) has GUID \(namesake.guid): a foreign pool with the same name")
+                reason: "it holds a pool named \(printable(pool)) with GUID \(printable(guid)), but the enrolled \(namesake.pool) has GUID \(namesake.guid): a foreign pool with the same name")
         }
         return Recognition(
             device: device, verdict: .unknown,
-            reason: "holds ZFS pool \(printable(pool)) (GUID \(printable(guid))), which is not an enrolled drive (ferry drive enroll)")
+            reason: "it holds ZFS pool \(printable(pool)) (GUID \(printable(guid))), which is not an enrolled drive (ferry drive enroll)")
     }
 }

@@ -6,7 +6,7 @@ public struct NotOursError: FerryError {
 
     public var exitStatus: ExitStatus { .notOurs }
     public var description: String {
-        "\(recognition.device.devnode) is not ours and was left alone: it \(recognition.reason)"
+        "\(recognition.device.devnode) is not ours and was left alone: \(recognition.reason)"
     }
 }
 

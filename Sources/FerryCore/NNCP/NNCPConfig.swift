@@ -27,10 +27,12 @@ public struct NNCPConfig: Sendable {
     /// The neighbours by name, including NNCP's own `self` entry.
     public var neighbours: [String: NNCPNode]
 
-    /// The name the other nodes know this node by: the neighbour entry with
-    /// this node's id other than NNCP's own "self" entry, else "self".
+    /// The name the other nodes know this node by, for people to read: a
+    /// neighbour entry with this node's id other than NNCP's own "self", else
+    /// the host name. Signatures check ids and keys, never this name.
     public var selfName: String {
-        neighbours.values.filter { $0.id == selfID && $0.name != "self" }.map(\.name).min() ?? "self"
+        neighbours.values.filter { $0.id == selfID && $0.name != "self" }.map(\.name).min()
+            ?? ProcessInfo.processInfo.hostName
     }
 
     public func node(id: String) -> NNCPNode? {

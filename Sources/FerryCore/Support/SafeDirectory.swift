@@ -50,8 +50,9 @@ public final class SafeDirectory: @unchecked Sendable {
     let fd: Int32
 
     /// Opens `path`, which must be a real directory, not a link to one.
-    public init(path: String) throws(FileAccessError) {
-        self.path = path
+    /// Errors name the directory `shownAs` (for example `/dev/sdb1:`), or `path`.
+    public init(path: String, shownAs: String? = nil) throws(FileAccessError) {
+        self.path = shownAs ?? path
         do {
             fd = try retryingEINTR { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         } catch {
