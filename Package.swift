@@ -39,7 +39,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore"]),
+        .testTarget(
+            name: "FerryCoreTests",
+            dependencies: ["FerryCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore", "ferry"]),
     ]
 )

@@ -8,6 +8,7 @@ public struct FerryContext: Sendable {
     public var inspector: any DeviceInspector
     public var mounter: any Mounter
     public var clock: any WallClock
+    public var nncpSource: any NNCPConfigSource
     public var logger: Logger
 
     public init(
@@ -16,6 +17,7 @@ public struct FerryContext: Sendable {
         inspector: any DeviceInspector = SystemDeviceInspector(),
         mounter: any Mounter = LinuxMounter(),
         clock: any WallClock = SystemClock(),
+        nncpSource: (any NNCPConfigSource)? = nil,
         logger: Logger = Logger(label: "ferry")
     ) {
         self.config = config
@@ -23,12 +25,13 @@ public struct FerryContext: Sendable {
         self.inspector = inspector
         self.mounter = mounter
         self.clock = clock
+        self.nncpSource = nncpSource ?? NNCPConfigLoader(runner: runner)
         self.logger = logger
     }
 
     /// This host's NNCP config, read through nncp-cfgdir.
     public func nncpConfig() async throws -> NNCPConfig {
-        try await NNCPConfigLoader(runner: runner).load(path: config.nncpConfig, configKey: "nncp-config in \(config.path)")
+        try await nncpSource.load(path: config.nncpConfig, configKey: "nncp-config in \(config.path)")
     }
 
     /// The backup drives enrolled on this host.

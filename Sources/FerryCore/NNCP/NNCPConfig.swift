@@ -56,19 +56,25 @@ public struct NNCPConfigError: FerryError {
     public var description: String { "NNCP config \(path) \(problem)" }
 }
 
+/// Where a host's NNCP config comes from; unit tests give a fixed one.
+public protocol NNCPConfigSource: Sendable {
+    /// Loads the config at `path`; `configKey` says where that path was set.
+    func load(path: String, configKey: String?) async throws -> NNCPConfig
+}
+
 /// Loads an NNCP config with NNCP's own parser.
 ///
 /// `nncp-cfgdir -dump` writes the config as a directory tree, one value per
 /// file, into a private 0700 directory that is removed straight afterwards,
 /// since it holds the private keys.
-public struct NNCPConfigLoader: Sendable {
+public struct NNCPConfigLoader: NNCPConfigSource {
     public var runner: any CommandRunner
 
     public init(runner: any CommandRunner) {
         self.runner = runner
     }
 
-    public func load(path: String, configKey: String? = nil) async throws -> NNCPConfig {
+    public func load(path: String, configKey: String?) async throws -> NNCPConfig {
         let named = configKey.map { "(\($0)) " } ?? ""
         guard FileManager.default.fileExists(atPath: path) else {
             throw NNCPConfigError(path: path, problem: "\(named)does not exist; make one with nncp-cfgnew")

@@ -1,0 +1,82 @@
+import Testing
+@testable import FerryCore
+
+@Suite("External commands")
+struct CommandTests {
+    @Test("nncp-cfgdir dumps the config into the given directory")
+    func cfgdirArgv() {
+        let command = NNCP.cfgdirDump(config: "/etc/nncp.hjson", into: "/tmp/x/cfg")
+        #expect(command.executable == "/usr/bin/nncp-cfgdir")
+        #expect(command.arguments == ["-cfg", "/etc/nncp.hjson", "-dump", "/tmp/x/cfg"])
+        #expect(command.timeout != nil)
+    }
+
+    @Test("zpool reports a pool's GUID without headers")
+    func zpoolGuidArgv() {
+        #expect(Zpool.guid(pool: "backup-a").description == "/usr/sbin/zpool list -H -o guid backup-a")
+    }
+
+    @Test("a command for the NNCP user goes through runuser; an empty user means ferry's own")
+    func asUser() {
+        let command = NNCP.cfgnew().asUser("nncp")
+        #expect(command.executable == "/usr/sbin/runuser")
+        #expect(command.arguments == ["-u", "nncp", "--", "/usr/bin/nncp-cfgnew", "-nocomments"])
+        #expect(NNCP.cfgnew().asUser("") == NNCP.cfgnew())
+    }
+
+    @Test("a command prints as a shell would read it")
+    func quoting() {
+        #expect(Command("/bin/echo", ["a b", "it's", ""]).description == "/bin/echo 'a b' 'it'\\''s' ''")
+    }
+
+    @Test("the real runner reports exit status, output and input")
+    func realRunner() async throws {
+        let runner = SubprocessRunner()
+        let ok = try await runner.run(Command("/bin/cat", []), input: Array("hello".utf8))
+        #expect(ok.status == .exited(0))
+        #expect(ok.output == "hello")
+        let failed = try await runner.run(Command("/bin/sh", ["-c", "echo oops >&2; exit 3"]), input: nil)
+        #expect(failed.status == .exited(3))
+        #expect(failed.errorTail() == "oops")
+        await #expect(throws: CommandError.self) {
+            try await runner.check(Command("/bin/sh", ["-c", "exit 4"]))
+        }
+    }
+
+    @Test("a command past its timeout is stopped and reported as timed out")
+    func timeout() async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await SubprocessRunner().run(Command("/bin/sleep", ["30"], timeout: .milliseconds(200)), input: nil)
+        #expect(result.status == .timedOut)
+        #expect(clock.now - start < .seconds(10))
+    }
+
+    @Test("a program that does not exist is a launch failure that names it")
+    func missingProgram() async {
+        await #expect {
+            _ = try await SubprocessRunner().run(Command("/nonexistent/tool", []), input: nil)
+        } throws: { error in
+            "\(error)".hasPrefix("could not run /nonexistent/tool")
+        }
+    }
+}
+
+@Suite("Base32 as NNCP writes it")
+struct Base32Tests {
+    @Test("round trips", arguments: [[], [0], [1, 2, 3, 4, 5], Array(0...255)] as [[UInt8]])
+    func roundTrip(bytes: [UInt8]) {
+        #expect(Base32.decode(Base32.encode(bytes)) == bytes)
+    }
+
+    @Test("a 52-character NNCP id decodes to 32 bytes")
+    func nncpID() {
+        #expect(Base32.decode("EIHDDAPKLCSXCMGV3AV4P76WJUZ6UJANLOP6GWSJ4RLFZWRIPM3A")?.count == 32)
+    }
+
+    @Test("characters outside the alphabet are refused")
+    func invalid() {
+        #expect(Base32.decode("abc") == nil)
+        #expect(Base32.decode("AB1") == nil)
+    }
+}

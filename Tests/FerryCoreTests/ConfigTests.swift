@@ -1,0 +1,97 @@
+import Testing
+@testable import FerryCore
+
+@Suite("The config file")
+struct ConfigTests {
+    let path = "/etc/ferry/ferry.toml"
+
+    @Test("a full config from the brief parses into every field")
+    func fullConfig() throws {
+        let config = try FerryConfig.parse(
+            """
+            role = "backupsvr"
+            nncp-config = "/etc/nncp.hjson"
+            nncp-user = "nncp"
+            peer = "spooler"
+            state-dir = "/var/lib/ferry"
+            mount-root = "/run/ferry"
+
+            [receive]
+            senders = { laptop = "laptop" }
+            zfs-receive-options = ["-u"]
+
+            [rotation]
+            rotate-after = "7d"
+
+            [send]
+            backupsvr = "vault"
+            datasets = ["tank/root", "tank/home"]
+            """, path: path)
+        #expect(config.role == .backupsvr)
+        #expect(config.peer == "spooler")
+        #expect(config.receive.senders == ["laptop": "laptop"])
+        #expect(config.receive.zfsReceiveOptions == ["-u"])
+        #expect(config.rotation.rotateAfter == "7d")
+        #expect(config.send.backupsvr == "vault")
+        #expect(config.send.datasets == ["tank/root", "tank/home"])
+    }
+
+    @Test("defaults follow the brief")
+    func defaults() throws {
+        let config = try FerryConfig.parse("role = \"spooler\"\npeer = \"backupsvr\"\n", path: path)
+        #expect(config.nncpConfig == "/etc/nncp.hjson")
+        #expect(config.nncpUser == "nncp")
+        #expect(config.stateDir == "/var/lib/ferry")
+        #expect(config.mountRoot == "/run/ferry")
+        #expect(config.receive.zfsReceiveOptions == ["-u", "-o", "readonly=on"])
+    }
+
+    @Test(
+        "a bad config gives one line naming the file and the key",
+        arguments: [
+            ("role = \"spooler\"\npeer = \"b\"\nrol = \"x\"\n", "/etc/ferry/ferry.toml: key \"rol\" is not a known setting"),
+            ("role = \"spooler\"\npeer = \"b\"\n[receive]\nsender = {}\n", "key \"receive.sender\" is not a known setting"),
+            ("role = \"courier\"\n", "key \"role\" is \"courier\"; expected one of spooler, backupsvr, laptop"),
+            ("peer = \"b\"\n", "key \"role\" is missing"),
+            ("role = \"spooler\"\n", "key \"peer\" is missing"),
+            ("role = 3\n", "key \"role\" must be a string, not int"),
+            ("role = \"spooler\"\npeer = \"b\"\nstate-dir = \"var/lib\"\n", "key \"state-dir\" must be an absolute path"),
+            ("role = \"laptop\"\n[send]\ndatasets = [1]\n", "key \"send.datasets\" must hold only strings"),
+            ("role = \"spooler\"\npeer = \"b\"\nreceive = 1\n", "key \"receive\" must be a table"),
+            ("role = \"spooler\"\npeer = [\n", "/etc/ferry/ferry.toml is not valid TOML at line"),
+        ])
+    func badConfig(text: String, message: String) {
+        #expect {
+            _ = try FerryConfig.parse(text, path: path)
+        } throws: { error in
+            let description = "\(error)"
+            return error is ConfigError && description.contains(message) && !description.contains("\n")
+        }
+    }
+
+    @Test("a missing config file is named, with what to do")
+    func missingFile() {
+        #expect {
+            _ = try FerryConfig.load(path: "/nonexistent/ferry.toml")
+        } throws: { error in
+            "\(error)" == "/nonexistent/ferry.toml does not exist; write one from /etc/ferry/ferry.toml.example, or pass --config"
+        }
+    }
+
+    @Test("--config wins over $FERRY_CONFIG, which wins over the default")
+    func pathPrecedence() {
+        #expect(FerryConfig.resolvePath(option: "/a.toml", environment: ["FERRY_CONFIG": "/b.toml"]) == "/a.toml")
+        #expect(FerryConfig.resolvePath(option: nil, environment: ["FERRY_CONFIG": "/b.toml"]) == "/b.toml")
+        #expect(FerryConfig.resolvePath(option: nil, environment: [:]) == "/etc/ferry/ferry.toml")
+    }
+
+    @Test("a command for another role is refused, naming the role key")
+    func wrongRole() throws {
+        let config = try FerryConfig.parse("role = \"laptop\"\n", path: path)
+        #expect {
+            try config.require(.spooler, .backupsvr, for: "handle")
+        } throws: { error in
+            "\(error)" == "/etc/ferry/ferry.toml: key \"role\" is laptop, but `ferry handle` runs only on spooler or backupsvr"
+        }
+    }
+}

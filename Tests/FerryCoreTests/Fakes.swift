@@ -1,0 +1,150 @@
+import Crypto
+import Foundation
+import Synchronization
+@testable import FerryCore
+
+/// Records every command and answers from a script keyed by argv.
+final class FakeRunner: CommandRunner {
+    private let state = Mutex<(calls: [Command], answers: [String: CommandResult])>(([], [:]))
+
+    func answer(_ command: Command, with result: CommandResult) {
+        state.withLock { $0.answers[command.description] = result }
+    }
+
+    var calls: [Command] { state.withLock { $0.calls } }
+
+    func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult {
+        state.withLock { state in
+            state.calls.append(command)
+            return state.answers[command.description] ?? CommandResult(status: .exited(127), standardError: Array("not scripted\n".utf8))
+        }
+    }
+}
+
+/// "Mounts" by copying a fixture tree into the mount point, and records the
+/// calls; unmounting removes what is there.
+final class FakeMounter: Mounter {
+    struct Call: Equatable {
+        var device: String
+        var target: String
+        var readOnly: Bool
+    }
+    private let state = Mutex<(mounts: [Call], unmounts: [String], contents: [String: String])>(([], [], [:]))
+
+    /// Serves the tree at `directory` as the contents of `device`.
+    func serve(_ device: String, from directory: String) {
+        state.withLock { $0.contents[device] = directory }
+    }
+
+    var mounts: [Call] { state.withLock { $0.mounts } }
+    var unmounts: [String] { state.withLock { $0.unmounts } }
+
+    func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError) {
+        let source = state.withLock { state in
+            state.mounts.append(Call(device: device, target: target, readOnly: readOnly))
+            return state.contents[device]
+        }
+        guard let source else { return }
+        let manager = FileManager.default
+        for name in (try? manager.contentsOfDirectory(atPath: source)) ?? [] {
+            try? manager.copyItem(atPath: source + "/" + name, toPath: target + "/" + name)
+        }
+    }
+
+    func unmount(_ target: String, lazy: Bool) throws(MountError) {
+        state.withLock { $0.unmounts.append(target) }
+        let manager = FileManager.default
+        for name in (try? manager.contentsOfDirectory(atPath: target)) ?? [] {
+            try? manager.removeItem(atPath: target + "/" + name)
+        }
+    }
+
+    func isMounted(_ target: String) -> Bool { false }
+}
+
+struct FakeInspector: DeviceInspector {
+    var devices: [String: BlockDevice]
+
+    func inspect(devnode: String) throws(DeviceError) -> BlockDevice {
+        guard let device = devices[devnode] else { throw DeviceError(devnode: devnode, code: .missing) }
+        return device
+    }
+}
+
+struct FixedClock: WallClock {
+    var date = Date(timeIntervalSince1970: 1_790_000_000)
+    func now() -> Date { date }
+}
+
+struct FixedNNCP: NNCPConfigSource {
+    var config: NNCPConfig
+    func load(path: String, configKey: String?) async throws -> NNCPConfig { config }
+}
+
+/// Three nodes' worth of keys, and each node's view of the others.
+struct TestNodes {
+    var seeds: [String: [UInt8]] = [:]
+
+    init(_ names: [String] = ["spooler", "backupsvr", "laptop"]) {
+        for name in names { seeds[name] = Array(Curve25519.Signing.PrivateKey().rawRepresentation) }
+    }
+
+    func id(_ name: String) -> String { Base32.encode(Array(SHA256.hash(data: publicKey(name)))) }
+
+    func publicKey(_ name: String) -> [UInt8] {
+        Array(try! Curve25519.Signing.PrivateKey(rawRepresentation: seeds[name]!).publicKey.rawRepresentation)
+    }
+
+    /// `name`'s NNCP config: it knows every other node, and itself as "self".
+    func config(of name: String) -> NNCPConfig {
+        var neighbours: [String: NNCPNode] = ["self": NNCPNode(name: "self", id: id(name), signPublicKey: publicKey(name))]
+        for other in seeds.keys where other != name {
+            neighbours[other] = NNCPNode(name: other, id: id(other), signPublicKey: publicKey(other))
+        }
+        return NNCPConfig(path: "/etc/nncp-\(name).hjson", spool: "/var/spool/nncp", log: "", selfID: id(name), signingSeed: seeds[name]!, neighbours: neighbours)
+    }
+}
+
+/// A private temporary directory, removed with the value.
+final class TemporaryDirectory {
+    let path: String
+
+    init() {
+        var template = Array((NSTemporaryDirectory() + "/ferry-test.XXXXXX").utf8CString)
+        path = String(cString: mkdtemp(&template)!)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func write(_ relative: String, _ text: String) {
+        let full = path + "/" + relative
+        try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: full, contents: Data(text.utf8))
+    }
+}
+
+extension BlockDevice {
+    static func stick(_ devnode: String = "/dev/sdz1", uuid: String = "1111-2222", label: String = "FERRY-1", type: String = "ext4") -> BlockDevice {
+        BlockDevice(devnode: devnode, kernelName: String(devnode.split(separator: "/").last!), size: 64 << 20,
+                    filesystem: FilesystemProbe(type: type, label: label, uuid: uuid))
+    }
+}
+
+/// A context whose every side effect is a fake.
+struct FakeWorld {
+    let scratch = TemporaryDirectory()
+    let runner = FakeRunner()
+    let mounter = FakeMounter()
+    var devices: [String: BlockDevice] = [:]
+    var nodes = TestNodes()
+
+    func context(role: Role = .backupsvr, as node: String = "backupsvr", peer: String = "spooler") -> FerryContext {
+        var config = FerryConfig(path: "/etc/ferry/ferry.toml", role: role)
+        config.peer = peer
+        config.stateDir = scratch.path + "/state"
+        config.mountRoot = scratch.path + "/mnt"
+        return FerryContext(
+            config: config, runner: runner, inspector: FakeInspector(devices: devices), mounter: mounter,
+            clock: FixedClock(), nncpSource: FixedNNCP(config: nodes.config(of: node)))
+    }
+}

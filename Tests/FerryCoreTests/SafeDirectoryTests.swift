@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+@testable import FerryCore
+
+@Suite("Files on an untrusted medium")
+struct SafeDirectoryTests {
+    let scratch = TemporaryDirectory()
+
+    @Test("a directory that is a symlink is refused")
+    func symlinkDirectory() throws {
+        scratch.write("outside/identity", "{}")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/.ferry", withDestinationPath: scratch.path + "/outside")
+        let root = try SafeDirectory(path: scratch.path)
+        #expect(try root.kind(of: ".ferry") == .symlink)
+        #expect { _ = try root.subdirectory(".ferry") } throws: { ($0 as? FileAccessError)?.code == .symlink }
+        #expect { _ = try root.subdirectory(".ferry", create: true) } throws: { ($0 as? FileAccessError)?.code == .symlink }
+    }
+
+    @Test("a file that is a symlink is never read or written through")
+    func symlinkFile() throws {
+        scratch.write("secret", "secret")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/identity", withDestinationPath: scratch.path + "/secret")
+        let root = try SafeDirectory(path: scratch.path)
+        #expect { _ = try root.readFile("identity", limit: 100) } throws: { ($0 as? FileAccessError)?.code == .symlink }
+        #expect { try root.writeFileAtomically("identity", bytes: [1]) } throws: { ($0 as? FileAccessError)?.code == .symlink }
+        #expect(try String(contentsOfFile: scratch.path + "/secret", encoding: .utf8) == "secret")
+    }
+
+    @Test("a FIFO is refused at once rather than read")
+    func fifo() throws {
+        #expect(mkfifo(scratch.path + "/identity", 0o644) == 0)
+        let root = try SafeDirectory(path: scratch.path)
+        #expect { _ = try root.readFile("identity", limit: 100) } throws: { ($0 as? FileAccessError)?.code == .notRegularFile }
+    }
+
+    @Test("a file over the limit is refused")
+    func tooLarge() throws {
+        scratch.write("identity", String(repeating: "x", count: 100 * 1024))
+        let root = try SafeDirectory(path: scratch.path)
+        #expect { _ = try root.readFile("identity", limit: 4096) } throws: { ($0 as? FileAccessError)?.code == .tooLarge(limit: 4096) }
+        #expect(try root.readFile("identity", limit: 200 * 1024).count == 100 * 1024)
+    }
+
+    @Test("names that climb or nest are refused", arguments: ["..", ".", "", "a/b", "../etc"])
+    func badNames(name: String) throws {
+        let root = try SafeDirectory(path: scratch.path)
+        #expect { _ = try root.readFile(name, limit: 10) } throws: { ($0 as? FileAccessError)?.code == .badName }
+    }
+
+    @Test("an atomic write replaces the file and leaves no temporary behind")
+    func atomicWrite() throws {
+        let root = try SafeDirectory(path: scratch.path)
+        try root.writeFileAtomically("state", bytes: Array("one".utf8))
+        try root.writeFileAtomically("state", bytes: Array("two".utf8))
+        #expect(try root.readFile("state", limit: 10) == Array("two".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["state"])
+    }
+
+    @Test("untrusted text is shown on one line, escaped and capped")
+    func printableText() {
+        #expect(printable("FERRY\n-1\u{1B}[2J") == "FERRY\\n-1\\u{1B}[2J")
+        #expect(printable(String(repeating: "a", count: 500), limit: 10) == "aaaaaaaaaa…")
+    }
+}
