@@ -23,8 +23,9 @@ struct GlobalOptions: ParsableArguments {
     func context() throws -> FerryContext {
         let level: Logger.Level = verbose ? .debug : .info
         LoggingSystem.bootstrap { FerryLogHandler(label: $0, level: level) }
-        let path = FerryConfig.resolvePath(option: config)
-        return FerryContext(config: try FerryConfig.load(path: path))
+        let config = try FerryConfig.load(path: FerryConfig.resolvePath(option: config))
+        try config.checkNNCPConfigExists()
+        return FerryContext(config: config)
     }
 }
 

@@ -116,6 +116,14 @@ public struct FerryConfig: Sendable, Equatable {
         return config
     }
 
+    /// Throws unless the NNCP config this file names exists: checked before
+    /// any work, so that a typo shows as one line about this key.
+    public func checkNNCPConfigExists() throws(ConfigError) {
+        guard FileManager.default.fileExists(atPath: nncpConfig) else {
+            throw ConfigError(path: path, key: "nncp-config", problem: "names \(nncpConfig), which does not exist; make one with nncp-cfgnew")
+        }
+    }
+
     /// Throws unless this host has one of `roles`.
     public func require(_ roles: Role..., for command: String) throws(ConfigError) {
         guard roles.contains(role) else {

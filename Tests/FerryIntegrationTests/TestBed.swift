@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+import FerryCore
+
+extension Tag {
+    /// Runs real parts: loop devices, mounts, NNCP, zfs-fuse, udevadm.
+    @Tag static var integration: Self
+    @Tag static var zfs: Self
+}
+
+enum Requirements {
+    static let isRoot = geteuid() == 0
+    static let rootOnly: Comment = "needs root for loop devices and mounts; CI runs as root (make test)"
+
+    static func tool(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) }
+
+    static var zfsAnswers: Bool {
+        get async {
+            let result = try? await SubprocessRunner().run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(20)), input: nil)
+            return result?.status.succeeded == true
+        }
+    }
+}
+
+/// What one run of the ferry binary did.
+struct Run {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+/// The built `ferry` executable, next to the test bundle.
+enum FerryBinary {
+    static var path: String {
+        if let override = ProcessInfo.processInfo.environment["FERRY_BINARY"] { return override }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("ferry").path
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Run {
+        let result = try await SubprocessRunner().run(Command(path, arguments, environment: environment, timeout: .seconds(120)), input: nil)
+        guard case .exited(let status) = result.status else {
+            Issue.record("ferry \(arguments) ended with \(result.status): \(result.errorTail())")
+            return Run(status: -1, output: result.output, error: String(decoding: result.standardError, as: UTF8.self))
+        }
+        return Run(status: status, output: result.output, error: String(decoding: result.standardError, as: UTF8.self))
+    }
+}
+
+/// A scratch world: three NNCP nodes, a ferry config for the spooler and for
+/// backupsvr, and the loop devices and pools a test makes. `tearDown` removes
+/// exactly what this bed made.
+final class TestBed: @unchecked Sendable {
+    let directory: String
+    let network: NNCPTestNetwork
+    let runner = SubprocessRunner()
+    private var loops: [LoopDevice] = []
+    private var pools: [String] = []
+
+    private init(directory: String, network: NNCPTestNetwork) {
+        self.directory = directory
+        self.network = network
+    }
+
+    static func with<T>(_ body: (TestBed) async throws -> T) async throws -> T {
+        var template = Array("/tmp/ferry-it.XXXXXX".utf8CString)
+        let directory = String(cString: mkdtemp(&template)!)
+        let network = try await NNCPTestNetwork.create(
+            in: directory,
+            nodes: [.init(name: "laptop", via: ["backupsvr": ["spooler"]]), .init(name: "spooler"), .init(name: "backupsvr")],
+            runner: SubprocessRunner())
+        let bed = TestBed(directory: directory, network: network)
+        for (host, peer) in [("spooler", "backupsvr"), ("backupsvr", "spooler")] {
+            try bed.writeConfig(host: host, """
+                role = "\(host)"
+                nncp-config = "\(network.config(host))"
+                nncp-user = ""
+                peer = "\(peer)"
+                state-dir = "\(directory)/\(host)/state"
+                mount-root = "\(directory)/\(host)/mnt"
+                """)
+        }
+        do {
+            let value = try await body(bed)
+            await bed.tearDown()
+            return value
+        } catch {
+            await bed.tearDown()
+            throw error
+        }
+    }
+
+    func configPath(_ host: String) -> String { "\(directory)/\(host)/ferry.toml" }
+
+    func writeConfig(host: String, _ text: String) throws {
+        try text.write(toFile: configPath(host), atomically: true, encoding: .utf8)
+    }
+
+    /// Runs `ferry` as `host` would.
+    func ferry(_ host: String, _ arguments: String...) async throws -> Run {
+        try await FerryBinary.run([arguments[0], "--config", configPath(host)] + arguments.dropFirst())
+    }
+
+    /// A fresh ext4 stick (or a blank device when `label` is nil) on a loop device.
+    func stick(_ name: String, label: String? = "FERRY-1", megabytes: Int = 64) async throws -> LoopDevice {
+        let loop = try await LoopDevice.create(image: "\(directory)/\(name).img", megabytes: megabytes, ext4Label: label, runner: runner)
+        loops.append(loop)
+        return loop
+    }
+
+    /// A ZFS pool on a fresh loop device, imported under the bed's altroot.
+    func pool(_ name: String) async throws -> LoopDevice {
+        let loop = try await stick(name, label: nil, megabytes: 128)
+        try await runner.check(Zpool.create(pool: name, device: loop.devnode, altroot: "\(directory)/altroot"))
+        pools.append(name)
+        return loop
+    }
+
+    func forgetPool(_ name: String) { pools.removeAll { $0 == name } }
+
+    /// Runs a test-only tool, and fails the test when it fails.
+    @discardableResult
+    func sh(_ executable: String, _ arguments: String...) async throws -> CommandResult {
+        try await runner.check(Command(executable, arguments, timeout: .seconds(60)))
+    }
+
+    /// Mounts `loop` read-write at a private place for `body` to tamper with.
+    func tamper(_ loop: LoopDevice, _ body: (String) throws -> Void) throws {
+        let target = "\(directory)/tamper"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let mounter = LinuxMounter()
+        try mounter.mount(device: loop.devnode, on: target, type: "ext4", readOnly: false)
+        defer { try? mounter.unmount(target, lazy: false) }
+        try body(target)
+    }
+
+    /// The image's bytes, to show that a run changed nothing on the medium.
+    func contents(_ loop: LoopDevice) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: loop.image))
+    }
+
+    private func tearDown() async {
+        let mounter = LinuxMounter()
+        for host in ["spooler", "backupsvr"] {
+            for loop in loops {
+                let target = "\(directory)/\(host)/mnt/\(URL(fileURLWithPath: loop.devnode).lastPathComponent)"
+                if mounter.isMounted(target) { try? mounter.unmount(target, lazy: true) }
+            }
+        }
+        for pool in pools {
+            _ = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
+        }
+        for loop in loops.reversed() {
+            try? await loop.detach(runner: runner)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
