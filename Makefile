@@ -1,0 +1,82 @@
+# ferry: build, test and install.
+#
+#   make deps       install missing Debian packages (scripts/install-deps)
+#   make build      build the release binary .build/release/ferry
+#   make test       build and run the test suite, with zfs-fuse running
+#   make demo       run `ferry demo`, with zfs-fuse running
+#   make check-units  verify systemd/ferry@.service with systemd-analyze
+#   make install    install binary, udev rule, unit and config example
+#   make clean      remove build products (keeps fetched package checkouts)
+#
+# install honours PREFIX (default /usr) and DESTDIR. It installs FERRY_BIN,
+# by default the release build, and never builds: build as a user, install
+# as root.
+
+PREFIX ?= /usr
+DESTDIR ?=
+SWIFT ?= swift
+FERRY_BIN ?= .build/release/ferry
+
+# The Swift toolchain is not a Debian package; it lives in /opt/swift here.
+ifeq ($(shell command -v $(SWIFT) 2>/dev/null),)
+export PATH := /opt/swift/usr/bin:$(PATH)
+endif
+
+SHELL := /bin/bash
+
+.PHONY: all deps build test demo check-units install clean
+
+all: build
+
+deps:
+	scripts/install-deps
+
+build: deps
+	$(SWIFT) build -c release --product ferry
+
+# Tests are built first, without zfs-fuse; only the run needs the daemon.
+# with-zfs-fuse exits with the status of `swift test`.
+test: deps
+	$(SWIFT) build --build-tests
+	scripts/with-zfs-fuse $(SWIFT) test --skip-build
+
+demo: build
+	scripts/with-zfs-fuse .build/release/ferry demo
+
+# systemd-analyze verify prints problems but exits 0 on some (unknown keys),
+# so any output counts as failure. It also insists that ExecStart's binary
+# exists, so a copy with /bin/true in its place is verified, as an instance.
+check-units:
+	@set -euo pipefail; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	sed 's|^ExecStart=/usr/bin/ferry |ExecStart=/bin/true |' systemd/ferry@.service > "$$tmp/ferry@.service"; \
+	grep -q '^ExecStart=/bin/true handle /dev/%I$$' "$$tmp/ferry@.service"; \
+	out=$$(systemd-analyze verify "$$tmp/ferry@sdz1.service" 2>&1) || true; \
+	if [ -n "$$out" ]; then echo "$$out" >&2; echo "check-units: systemd-analyze verify complained" >&2; exit 1; fi; \
+	echo "check-units: systemd/ferry@.service verifies cleanly"
+
+install:
+	@test -x "$(FERRY_BIN)" || { echo "install: $(FERRY_BIN) is missing; run 'make build' first" >&2; exit 1; }
+	install -D -m 0755 "$(FERRY_BIN)" "$(DESTDIR)$(PREFIX)/bin/ferry"
+	install -D -m 0644 udev/90-ferry.rules "$(DESTDIR)/etc/udev/rules.d/90-ferry.rules"
+	install -d -m 0755 "$(DESTDIR)/etc/systemd/system"
+	sed 's|^ExecStart=/usr/bin/ferry |ExecStart=$(PREFIX)/bin/ferry |' systemd/ferry@.service > "$(DESTDIR)/etc/systemd/system/ferry@.service.tmp"
+	chmod 0644 "$(DESTDIR)/etc/systemd/system/ferry@.service.tmp"
+	mv -f "$(DESTDIR)/etc/systemd/system/ferry@.service.tmp" "$(DESTDIR)/etc/systemd/system/ferry@.service"
+	install -D -m 0644 config/ferry.toml.example "$(DESTDIR)/etc/ferry/ferry.toml.example"
+	@test -e "$(DESTDIR)/etc/ferry/ferry.toml" || echo "install: no /etc/ferry/ferry.toml yet; start from /etc/ferry/ferry.toml.example"
+ifeq ($(DESTDIR),)
+	@udevadm control --reload 2>/dev/null && echo "install: udev rules reloaded" \
+	  || echo "install: udevd is not running; the rule takes effect when it starts"
+	@if [ -d /run/systemd/system ]; then \
+	  systemctl daemon-reload && echo "install: systemd reloaded" \
+	    || echo "install: systemctl daemon-reload failed; run it by hand"; \
+	else \
+	  echo "install: systemd is not running; skipped systemctl daemon-reload"; \
+	fi
+endif
+
+# `swift package clean` keeps .build/checkouts, the fetched dependencies,
+# so an offline machine can build again.
+clean:
+	$(SWIFT) package clean
