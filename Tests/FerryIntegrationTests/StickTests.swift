@@ -171,7 +171,7 @@ struct ConfigCommandLineTests {
         let directory = String(cString: mkdtemp(&template)!)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/ferry.toml"
-        if let text { try text.write(toFile: path, atomically: true, encoding: .utf8) }
+        if let text { try text.write(toFile: path, atomically: false, encoding: .utf8) }
         return try await FerryBinary.run(Array(arguments) + ["--config", path], environment: ["FERRY_CONFIG": ""])
     }
 

@@ -93,12 +93,12 @@ final class TestBed: @unchecked Sendable {
     func configPath(_ host: String) -> String { "\(directory)/\(host)/ferry.toml" }
 
     func writeConfig(host: String, _ text: String) throws {
-        try text.write(toFile: configPath(host), atomically: true, encoding: .utf8)
+        try text.write(toFile: configPath(host), atomically: false, encoding: .utf8)
     }
 
     /// Runs `ferry` as `host` would.
     func ferry(_ host: String, _ arguments: String...) async throws -> Run {
-        try await FerryBinary.run([arguments[0], "--config", configPath(host)] + arguments.dropFirst())
+        try await FerryBinary.run(arguments + ["--config", configPath(host)])
     }
 
     /// A fresh ext4 stick (or a blank device when `label` is nil) on a loop device.
