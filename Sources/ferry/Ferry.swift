@@ -101,7 +101,9 @@ struct Enroll: AsyncParsableCommand {
             let context = try options.context()
             switch try await StickEnrolment(context: context).enroll(devnode: devnode, force: force) {
             case .enrolled(let identity):
-                print("enrolled \(devnode): filesystem \(identity.uuid), label \(printable(identity.label)), signed by \(identity.enrollerName)")
+                print(
+                    "enrolled \(devnode): filesystem \(identity.uuid), label \(printable(identity.label)), signed by \(identity.enrollerName)"
+                )
             case .alreadyEnrolled(let identity, let by):
                 print("\(devnode) is already enrolled (by \(by) at \(identity.enrolled)); nothing changed")
             }
@@ -116,7 +118,8 @@ struct Drive: AsyncParsableCommand {
 }
 
 struct DriveEnroll: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "enroll", abstract: "Make a backup drive known, by pool name or device node.")
+    static let configuration = CommandConfiguration(
+        commandName: "enroll", abstract: "Make a backup drive known, by pool name or device node.")
 
     @OptionGroup var options: GlobalOptions
     @Argument(help: "A pool name, or the device node of a drive that holds one pool.") var target: String
@@ -125,7 +128,10 @@ struct DriveEnroll: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context()
             let (drive, new) = try await DriveEnrolment(context: context).enroll(target)
-            print(new ? "enrolled backup drive \(drive.pool) (GUID \(drive.guid))" : "\(drive.pool) (GUID \(drive.guid)) was already enrolled; nothing changed")
+            print(
+                new
+                    ? "enrolled backup drive \(drive.pool) (GUID \(drive.guid))"
+                    : "\(drive.pool) (GUID \(drive.guid)) was already enrolled; nothing changed")
         }
     }
 }

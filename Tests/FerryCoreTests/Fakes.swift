@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Synchronization
+
 @testable import FerryCore
 
 /// Records every command and answers from a script keyed by argv.
@@ -101,7 +102,9 @@ struct TestNodes {
         for other in seeds.keys where other != name {
             neighbours[other] = NNCPNode(name: other, id: id(other), signPublicKey: publicKey(other))
         }
-        return NNCPConfig(path: "/etc/nncp-\(name).hjson", spool: "/var/spool/nncp", log: "", selfID: id(name), signingSeed: seeds[name]!, neighbours: neighbours)
+        return NNCPConfig(
+            path: "/etc/nncp-\(name).hjson", spool: "/var/spool/nncp", log: "", selfID: id(name), signingSeed: seeds[name]!,
+            neighbours: neighbours)
     }
 }
 
@@ -124,9 +127,12 @@ final class TemporaryDirectory {
 }
 
 extension BlockDevice {
-    static func stick(_ devnode: String = "/dev/sdz1", uuid: String = "1111-2222", label: String = "FERRY-1", type: String = "ext4") -> BlockDevice {
-        BlockDevice(devnode: devnode, kernelName: String(devnode.split(separator: "/").last!), size: 64 << 20,
-                    filesystem: FilesystemProbe(type: type, label: label, uuid: uuid))
+    static func stick(_ devnode: String = "/dev/sdz1", uuid: String = "1111-2222", label: String = "FERRY-1", type: String = "ext4")
+        -> BlockDevice
+    {
+        BlockDevice(
+            devnode: devnode, kernelName: String(devnode.split(separator: "/").last!), size: 64 << 20,
+            filesystem: FilesystemProbe(type: type, label: label, uuid: uuid))
     }
 }
 

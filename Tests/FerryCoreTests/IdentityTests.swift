@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FerryCore
 
 @Suite("The signed stick identity")
@@ -11,7 +12,9 @@ struct IdentityTests {
         try StickIdentity.make(for: device, nncp: nodes.config(of: node), at: FixedClock().now())
     }
 
-    func verify(_ identity: StickIdentity, at node: String = "backupsvr", peer: String = "spooler", device: BlockDevice? = nil) throws -> NNCPNode {
+    func verify(_ identity: StickIdentity, at node: String = "backupsvr", peer: String = "spooler", device: BlockDevice? = nil) throws
+        -> NNCPNode
+    {
         try identity.verify(device: device ?? self.device, nncp: nodes.config(of: node), trusting: peer, path: "STICK/.ferry/identity")
     }
 

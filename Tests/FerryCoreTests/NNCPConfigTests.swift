@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FerryCore
 
 @Suite("Reading NNCP's config dump")
@@ -46,9 +47,11 @@ struct NNCPConfigTests {
     func missing() async {
         let runner = FakeRunner()
         await #expect {
-            _ = try await NNCPConfigLoader(runner: runner).load(path: "/nonexistent/nncp.hjson", configKey: "nncp-config in /etc/ferry/ferry.toml")
+            _ = try await NNCPConfigLoader(runner: runner).load(
+                path: "/nonexistent/nncp.hjson", configKey: "nncp-config in /etc/ferry/ferry.toml")
         } throws: { error in
-            "\(error)" == "NNCP config /nonexistent/nncp.hjson (nncp-config in /etc/ferry/ferry.toml) does not exist; make one with nncp-cfgnew"
+            "\(error)"
+                == "NNCP config /nonexistent/nncp.hjson (nncp-config in /etc/ferry/ferry.toml) does not exist; make one with nncp-cfgnew"
         }
         #expect(runner.calls.isEmpty)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FerryCore
 
 @Suite("Recognising media and handling them")
@@ -59,7 +60,8 @@ struct RecognitionTests {
     func symlinkedFerry() async throws {
         let world = world()
         world.scratch.write("elsewhere/identity", try enrolledIdentity(world))
-        try FileManager.default.createSymbolicLink(atPath: world.scratch.path + "/fixture/.ferry", withDestinationPath: world.scratch.path + "/elsewhere")
+        try FileManager.default.createSymbolicLink(
+            atPath: world.scratch.path + "/fixture/.ferry", withDestinationPath: world.scratch.path + "/elsewhere")
         let recognition = try await MediumRecognizer(context: world.context()).recognize(devnode: "/dev/sdz1")
         #expect(recognition.verdict == .unknown)
         #expect(recognition.reason == "/dev/sdz1:/.ferry is a symbolic link; ferry opens nothing through a link")
@@ -98,7 +100,9 @@ struct RecognitionTests {
     }
 
     func drive(pool: String = "backup-a", guid: String = "123456789") -> BlockDevice {
-        BlockDevice(devnode: "/dev/sdy1", kernelName: "sdy1", size: 1 << 30, filesystem: FilesystemProbe(type: "zfs_member", label: pool, uuid: guid))
+        BlockDevice(
+            devnode: "/dev/sdy1", kernelName: "sdy1", size: 1 << 30,
+            filesystem: FilesystemProbe(type: "zfs_member", label: pool, uuid: guid))
     }
 
     @Test("a ZFS pool is a drive only on backupsvr, and only when enrolled by GUID")
@@ -113,7 +117,8 @@ struct RecognitionTests {
         let after = try await MediumRecognizer(context: context).recognize(devnode: "/dev/sdy1")
         #expect(after.verdict == .drive)
         #expect(after.drive?.pool == "backup-a")
-        let atSpooler = try await MediumRecognizer(context: world.context(role: .spooler, as: "spooler", peer: "backupsvr")).recognize(devnode: "/dev/sdy1")
+        let atSpooler = try await MediumRecognizer(context: world.context(role: .spooler, as: "spooler", peer: "backupsvr")).recognize(
+            devnode: "/dev/sdy1")
         #expect(atSpooler.verdict == .unknown)
         #expect(world.mounter.mounts.isEmpty)
     }
@@ -143,7 +148,8 @@ struct EnrolmentTests {
     @Test("enrolling mounts read-write, writes an identity the peer accepts, and unmounts")
     func enroll() async throws {
         let world = world()
-        let outcome = try await StickEnrolment(context: world.context(role: .spooler, as: "spooler", peer: "backupsvr")).enroll(devnode: "/dev/sdz1", force: false)
+        let outcome = try await StickEnrolment(context: world.context(role: .spooler, as: "spooler", peer: "backupsvr")).enroll(
+            devnode: "/dev/sdz1", force: false)
         guard case .enrolled(let identity) = outcome else {
             Issue.record("expected a new enrolment, got \(outcome)")
             return
@@ -151,7 +157,9 @@ struct EnrolmentTests {
         #expect(world.mounter.mounts.map(\.readOnly) == [false])
         #expect(world.mounter.unmounts.count == 1)
         #expect(identity.uuid == "1111-2222")
-        #expect(try identity.verify(device: .stick(), nncp: world.nodes.config(of: "backupsvr"), trusting: "spooler", path: "x").name == "spooler")
+        #expect(
+            try identity.verify(device: .stick(), nncp: world.nodes.config(of: "backupsvr"), trusting: "spooler", path: "x").name
+                == "spooler")
     }
 
     @Test("a stick with an identity ferry refuses is not overwritten without --force")
@@ -169,15 +177,20 @@ struct EnrolmentTests {
         var world = world()
         world.devices["/dev/sdz1"]!.filesystem = FilesystemProbe(type: "swap")
         let context = world.context()
-        await #expect { _ = try await StickEnrolment(context: world.context(role: .laptop)).enroll(devnode: "/dev/sdz1", force: false) } throws: { $0 is ConfigError }
-        await #expect { _ = try await StickEnrolment(context: context).enroll(devnode: "/dev/sdz1", force: false) } throws: { "\($0)".contains("mkfs.ext4 -L FERRY-1") }
+        await #expect {
+            _ = try await StickEnrolment(context: world.context(role: .laptop)).enroll(devnode: "/dev/sdz1", force: false)
+        } throws: { $0 is ConfigError }
+        await #expect { _ = try await StickEnrolment(context: context).enroll(devnode: "/dev/sdz1", force: false) } throws: {
+            "\($0)".contains("mkfs.ext4 -L FERRY-1")
+        }
         #expect(world.mounter.mounts.isEmpty)
     }
 
     @Test("a drive enrolled by pool name asks zpool for its GUID")
     func drivebyName() async throws {
         let world = FakeWorld()
-        world.runner.answer(Zpool.guid(pool: "backup-a"), with: CommandResult(status: .exited(0), standardOutput: Array("1234567890\n".utf8)))
+        world.runner.answer(
+            Zpool.guid(pool: "backup-a"), with: CommandResult(status: .exited(0), standardOutput: Array("1234567890\n".utf8)))
         let context = world.context()
         let (drive, new) = try await DriveEnrolment(context: context).enroll("backup-a")
         #expect(new)
@@ -191,9 +204,15 @@ struct EnrolmentTests {
     func driveRefused() async throws {
         let world = FakeWorld()
         let context = world.context()
-        await #expect { _ = try await DriveEnrolment(context: context).enroll("backup-a") } throws: { "\($0)".contains("is not an imported pool") }
-        await #expect { _ = try await DriveEnrolment(context: context).enroll("../etc") } throws: { "\($0)".contains("not a valid ZFS pool name") }
+        await #expect { _ = try await DriveEnrolment(context: context).enroll("backup-a") } throws: {
+            "\($0)".contains("is not an imported pool")
+        }
+        await #expect { _ = try await DriveEnrolment(context: context).enroll("../etc") } throws: {
+            "\($0)".contains("not a valid ZFS pool name")
+        }
         try context.drives.enroll(EnrolledDrive(pool: "backup-a", guid: "1", enrolled: "x"))
-        #expect { try context.drives.enroll(EnrolledDrive(pool: "backup-a", guid: "2", enrolled: "x")) } throws: { "\($0)".contains("clashes with enrolled drive") }
+        #expect { try context.drives.enroll(EnrolledDrive(pool: "backup-a", guid: "2", enrolled: "x")) } throws: {
+            "\($0)".contains("clashes with enrolled drive")
+        }
     }
 }

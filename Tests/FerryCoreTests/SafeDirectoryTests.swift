@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FerryCore
 
 @Suite("Files on an untrusted medium")

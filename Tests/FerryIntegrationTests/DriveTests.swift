@@ -1,6 +1,6 @@
+import FerryCore
 import Foundation
 import Testing
-import FerryCore
 
 @Suite(
     "Backup drives on zfs-fuse pools", .tags(.integration, .zfs), .serialized,

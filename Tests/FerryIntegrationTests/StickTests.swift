@@ -1,6 +1,6 @@
+import FerryCore
 import Foundation
 import Testing
-import FerryCore
 
 @Suite(
     "Sticks on real loop devices", .tags(.integration), .serialized,
@@ -138,7 +138,9 @@ struct StickTests {
             let swap = try await bed.stick("swap", label: nil)
             try await bed.sh("/usr/sbin/mkswap", swap.devnode)
             let blank = try await bed.stick("blank", label: nil)
-            for (device, reason) in [(swap, "it carries a swap filesystem, which ferry does not use"), (blank, "it carries no filesystem that libblkid knows")] {
+            for (device, reason) in [
+                (swap, "it carries a swap filesystem, which ferry does not use"), (blank, "it carries no filesystem that libblkid knows"),
+            ] {
                 let before = try bed.contents(device)
                 let handle = try await bed.ferry("spooler", "handle", device.devnode)
                 #expect(handle.status == 2)
@@ -182,9 +184,14 @@ struct ConfigCommandLineTests {
             ("role = \"spooler\"\npeer = \"backupsvr\"\ncolour = \"blue\"\n", "key \"colour\" is not a known setting"),
             ("role = \"courier\"\n", "key \"role\" is \"courier\""),
             ("role = [\n", "is not valid TOML at line"),
-            ("role = \"spooler\"\npeer = \"backupsvr\"\nnncp-config = \"/nonexistent/nncp.hjson\"\n",
-             "ferry.toml: key \"nncp-config\" names /nonexistent/nncp.hjson, which does not exist"),
-            ("role = \"laptop\"\nnncp-config = \"/etc/hostname\"\n", "key \"role\" is laptop, but `ferry handle` runs only on spooler or backupsvr"),
+            (
+                "role = \"spooler\"\npeer = \"backupsvr\"\nnncp-config = \"/nonexistent/nncp.hjson\"\n",
+                "ferry.toml: key \"nncp-config\" names /nonexistent/nncp.hjson, which does not exist"
+            ),
+            (
+                "role = \"laptop\"\nnncp-config = \"/etc/hostname\"\n",
+                "key \"role\" is laptop, but `ferry handle` runs only on spooler or backupsvr"
+            ),
         ] as [(String?, String)])
     func badConfig(text: String?, message: String) async throws {
         let run = try await run(config: text, "handle", "/dev/null")

@@ -1,9 +1,10 @@
+import FerryCore
 import Foundation
 import Testing
-import FerryCore
 
 /// The repository's top directory, for the udev rule, the unit and the Makefile.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .path
 
 @Suite(
     "The udev rule under udevadm test", .tags(.integration), .serialized,
@@ -30,7 +31,8 @@ struct UdevRuleTests {
 
     private func forget(_ devices: [LoopDevice]) async {
         for device in devices {
-            _ = try? await SubprocessRunner().run(Command("/usr/bin/udevadm", ["test", "--action=remove", sysPath(device)], timeout: .seconds(60)), input: nil)
+            _ = try? await SubprocessRunner().run(
+                Command("/usr/bin/udevadm", ["test", "--action=remove", sysPath(device)], timeout: .seconds(60)), input: nil)
         }
     }
 
@@ -38,7 +40,8 @@ struct UdevRuleTests {
 
     /// The SYSTEMD_WANTS lines udev would set for `device` on `action`.
     func wants(_ device: LoopDevice, action: String) async throws -> [String] {
-        let result = try await SubprocessRunner().check(Command("/usr/bin/udevadm", ["test", "--action=\(action)", sysPath(device)], timeout: .seconds(60)))
+        let result = try await SubprocessRunner().check(
+            Command("/usr/bin/udevadm", ["test", "--action=\(action)", sysPath(device)], timeout: .seconds(60)))
         let text = result.output + String(decoding: result.standardError, as: UTF8.self)
         return text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("SYSTEMD_WANTS=") }
     }
@@ -94,8 +97,9 @@ struct UnitTests {
         return (result.output + String(decoding: result.standardError, as: UTF8.self)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test("systemd-analyze verify prints nothing for ferry@.service, and does complain about a bad key",
-          .enabled(if: Requirements.tool("/usr/bin/systemd-analyze")))
+    @Test(
+        "systemd-analyze verify prints nothing for ferry@.service, and does complain about a bad key",
+        .enabled(if: Requirements.tool("/usr/bin/systemd-analyze")))
     func unitVerifies() async throws {
         let unit = try String(contentsOfFile: repositoryRoot + "/systemd/ferry@.service", encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/bin/ferry handle /dev/%I\n"))
@@ -112,11 +116,15 @@ struct UnitTests {
         let root = String(cString: mkdtemp(&template)!)
         defer { try? FileManager.default.removeItem(atPath: root) }
         try await SubprocessRunner().check(
-            Command("/usr/bin/make", ["-C", repositoryRoot, "-s", "install", "DESTDIR=\(root)", "FERRY_BIN=\(FerryBinary.path)"], timeout: .seconds(120)))
+            Command(
+                "/usr/bin/make", ["-C", repositoryRoot, "-s", "install", "DESTDIR=\(root)", "FERRY_BIN=\(FerryBinary.path)"],
+                timeout: .seconds(120)))
         let manager = FileManager.default
         #expect(manager.isExecutableFile(atPath: root + "/usr/bin/ferry"))
         #expect(manager.contents(atPath: root + "/usr/bin/ferry") == manager.contents(atPath: FerryBinary.path))
-        #expect(manager.contents(atPath: root + "/etc/udev/rules.d/90-ferry.rules") == manager.contents(atPath: repositoryRoot + "/udev/90-ferry.rules"))
+        #expect(
+            manager.contents(atPath: root + "/etc/udev/rules.d/90-ferry.rules")
+                == manager.contents(atPath: repositoryRoot + "/udev/90-ferry.rules"))
         let unit = try String(contentsOfFile: root + "/etc/systemd/system/ferry@.service", encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/bin/ferry handle /dev/%I\n"))
         #expect(manager.fileExists(atPath: root + "/etc/ferry/ferry.toml.example"))

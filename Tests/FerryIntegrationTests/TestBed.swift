@@ -1,6 +1,6 @@
+import FerryCore
 import Foundation
 import Testing
-import FerryCore
 
 extension Tag {
     /// Runs real parts: loop devices, mounts, NNCP, zfs-fuse, udevadm.
@@ -38,7 +38,8 @@ enum FerryBinary {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Run {
-        let result = try await SubprocessRunner().run(Command(path, arguments, environment: environment, timeout: .seconds(120)), input: nil)
+        let result = try await SubprocessRunner().run(
+            Command(path, arguments, environment: environment, timeout: .seconds(120)), input: nil)
         guard case .exited(let status) = result.status else {
             Issue.record("ferry \(arguments) ended with \(result.status): \(result.errorTail())")
             return Run(status: -1, output: result.output, error: String(decoding: result.standardError, as: UTF8.self))
@@ -71,7 +72,9 @@ final class TestBed: @unchecked Sendable {
             runner: SubprocessRunner())
         let bed = TestBed(directory: directory, network: network)
         for (host, peer) in [("spooler", "backupsvr"), ("backupsvr", "spooler")] {
-            try bed.writeConfig(host: host, """
+            try bed.writeConfig(
+                host: host,
+                """
                 role = "\(host)"
                 nncp-config = "\(network.config(host))"
                 nncp-user = ""

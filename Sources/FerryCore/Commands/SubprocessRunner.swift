@@ -14,7 +14,8 @@ public struct SubprocessRunner: CommandRunner {
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
         let environment: Subprocess.Environment = .inherit.updating(
-            Dictionary(uniqueKeysWithValues: command.environment.map { (Subprocess.Environment.Key(rawValue: $0.key)!, Optional($0.value)) }))
+            Dictionary(
+                uniqueKeysWithValues: command.environment.map { (Subprocess.Environment.Key(rawValue: $0.key)!, Optional($0.value)) }))
         let configuration = Configuration(
             executable: .path(FilePath(command.executable)),
             arguments: Arguments(command.arguments),

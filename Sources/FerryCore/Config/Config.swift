@@ -83,10 +83,13 @@ public struct FerryConfig: Sendable, Equatable {
         try reader.allowOnly(["role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "receive", "rotation", "send"])
 
         guard let roleName = try reader.string("role") else {
-            throw ConfigError(path: path, key: "role", problem: "is missing; set it to one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ConfigError(
+                path: path, key: "role", problem: "is missing; set it to one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard let role = Role(rawValue: roleName) else {
-            throw ConfigError(path: path, key: "role", problem: "is \"\(printable(roleName))\"; expected one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ConfigError(
+                path: path, key: "role",
+                problem: "is \"\(printable(roleName))\"; expected one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var config = FerryConfig(path: path, role: role)
         config.nncpConfig = try reader.absolutePath("nncp-config") ?? config.nncpConfig
@@ -120,7 +123,8 @@ public struct FerryConfig: Sendable, Equatable {
     /// any work, so that a typo shows as one line about this key.
     public func checkNNCPConfigExists() throws(ConfigError) {
         guard FileManager.default.fileExists(atPath: nncpConfig) else {
-            throw ConfigError(path: path, key: "nncp-config", problem: "names \(nncpConfig), which does not exist; make one with nncp-cfgnew")
+            throw ConfigError(
+                path: path, key: "nncp-config", problem: "names \(nncpConfig), which does not exist; make one with nncp-cfgnew")
         }
     }
 

@@ -111,7 +111,8 @@ public struct DemoStory: Sendable {
 
     private func tellDrive(scratch: String, backupsvr: FerryContext, loops: inout [LoopDevice]) async throws {
         say("\n6. A backup drive in backupsvr's USB dock: a ZFS pool on \(scratch)/drive-a.img.")
-        guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true else {
+        guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true
+        else {
             say("   zfs-fuse is not answering here, so this part is skipped. `make demo` starts it.")
             return
         }

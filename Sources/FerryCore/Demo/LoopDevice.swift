@@ -9,7 +9,8 @@ public struct LoopDevice: Sendable {
 
     /// Makes an image of `megabytes`, formats it as ext4 with `label` (or
     /// leaves it blank when `label` is nil), and attaches it.
-    public static func create(image: String, megabytes: Int, ext4Label label: String?, runner: any CommandRunner) async throws -> LoopDevice {
+    public static func create(image: String, megabytes: Int, ext4Label label: String?, runner: any CommandRunner) async throws -> LoopDevice
+    {
         FileManager.default.createFile(atPath: image, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: image))
         try handle.truncate(atOffset: UInt64(megabytes) << 20)

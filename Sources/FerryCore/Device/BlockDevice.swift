@@ -47,7 +47,10 @@ public struct Hardware: Sendable, Equatable, Codable {
     /// Whether the udev database had an entry for the device at all.
     public var udevKnown = false
 
-    public init(bus: String? = nil, serial: String? = nil, vendor: String? = nil, model: String? = nil, usbParent: Bool = false, udevKnown: Bool = false) {
+    public init(
+        bus: String? = nil, serial: String? = nil, vendor: String? = nil, model: String? = nil, usbParent: Bool = false,
+        udevKnown: Bool = false
+    ) {
         self.bus = bus
         self.serial = serial
         self.vendor = vendor

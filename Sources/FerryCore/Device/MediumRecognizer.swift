@@ -33,7 +33,8 @@ public struct MediumRecognizer: Sendable {
             return try recognizeDrive(device)
         }
         guard filesystem.isStickFilesystem else {
-            let what = filesystem.type.map { "a \(printable($0)) filesystem, which ferry does not use" } ?? "no filesystem that libblkid knows"
+            let what =
+                filesystem.type.map { "a \(printable($0)) filesystem, which ferry does not use" } ?? "no filesystem that libblkid knows"
             return Recognition(device: device, verdict: .unknown, reason: "it carries \(what)")
         }
         let nncp = try await context.nncpConfig()
@@ -44,7 +45,9 @@ public struct MediumRecognizer: Sendable {
                     device: device, nncp: nncp, trusting: context.config.peer, path: Self.identityPath(root))
                 return Recognition(
                     device: device, verdict: .stick,
-                    reason: "enrolled by \(enroller.id == nncp.selfID ? "this node" : enroller.name) at \(printable(identity.enrolled, limit: 40))", identity: identity)
+                    reason:
+                        "enrolled by \(enroller.id == nncp.selfID ? "this node" : enroller.name) at \(printable(identity.enrolled, limit: 40))",
+                    identity: identity)
             } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
                 return Recognition(device: device, verdict: .unknown, reason: "\(error)")
             }
@@ -58,7 +61,9 @@ public struct MediumRecognizer: Sendable {
     /// Reads `.ferry/identity` without following any link, within its size limit.
     static func readIdentity(root: SafeDirectory) throws -> StickIdentity {
         guard let kind = try root.kind(of: StickIdentity.directory) else {
-            throw IdentityError(path: "\(root.path)/\(StickIdentity.directory)", problem: "does not exist: the stick is not enrolled (ferry enroll DEVNODE)")
+            throw IdentityError(
+                path: "\(root.path)/\(StickIdentity.directory)", problem: "does not exist: the stick is not enrolled (ferry enroll DEVNODE)"
+            )
         }
         guard kind == .directory else {
             throw IdentityError(
@@ -77,16 +82,20 @@ public struct MediumRecognizer: Sendable {
         let pool = device.filesystem.label ?? ""
         let guid = device.filesystem.uuid ?? ""
         guard context.config.role == .backupsvr else {
-            return Recognition(device: device, verdict: .unknown, reason: "it holds ZFS pool \(printable(pool)); backup drives belong to backupsvr")
+            return Recognition(
+                device: device, verdict: .unknown, reason: "it holds ZFS pool \(printable(pool)); backup drives belong to backupsvr")
         }
         let enrolled = try context.drives.load()
         if let drive = enrolled.first(where: { $0.guid == guid }) {
-            return Recognition(device: device, verdict: .drive, reason: "enrolled backup drive \(drive.pool) (GUID \(drive.guid))", drive: drive)
+            return Recognition(
+                device: device, verdict: .drive, reason: "enrolled backup drive \(drive.pool) (GUID \(drive.guid))", drive: drive)
         }
         if let namesake = enrolled.first(where: { $0.pool == pool }) {
             return Recognition(
                 device: device, verdict: .unknown,
-                reason: "it holds a pool named \(printable(pool)) with GUID \(printable(guid)), but the enrolled \(namesake.pool) has GUID \(namesake.guid): a foreign pool with the same name")
+                reason:
+                    "it holds a pool named \(printable(pool)) with GUID \(printable(guid)), but the enrolled \(namesake.pool) has GUID \(namesake.guid): a foreign pool with the same name"
+            )
         }
         return Recognition(
             device: device, verdict: .unknown,

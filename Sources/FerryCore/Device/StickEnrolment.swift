@@ -30,7 +30,9 @@ public struct StickEnrolment: Sendable {
             let found = device.filesystem.type.map { "a \(printable($0)) filesystem" } ?? "no filesystem"
             throw EnrolmentError(
                 devnode: devnode,
-                problem: "carries \(found); a stick needs one of \(FilesystemProbe.stickFilesystems.sorted().joined(separator: ", ")) (for example: mkfs.ext4 -L FERRY-1 \(devnode))")
+                problem:
+                    "carries \(found); a stick needs one of \(FilesystemProbe.stickFilesystems.sorted().joined(separator: ", ")) (for example: mkfs.ext4 -L FERRY-1 \(devnode))"
+            )
         }
         guard let uuid = device.filesystem.uuid, !uuid.isEmpty else {
             throw EnrolmentError(devnode: devnode, problem: "has a filesystem without a UUID; ferry knows sticks by their UUID")
@@ -45,7 +47,9 @@ public struct StickEnrolment: Sendable {
                     if !force { return .alreadyEnrolled(existing, by: enroller.name) }
                 } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
                     guard force else {
-                        throw EnrolmentError(devnode: devnode, problem: "already holds an identity that ferry refuses (\(error)); pass --force to replace it")
+                        throw EnrolmentError(
+                            devnode: devnode, problem: "already holds an identity that ferry refuses (\(error)); pass --force to replace it"
+                        )
                     }
                     if try root.kind(of: StickIdentity.directory) == .symlink {
                         throw EnrolmentError(devnode: devnode, problem: "has a .ferry that is a symbolic link; remove it by hand first")
@@ -56,7 +60,10 @@ public struct StickEnrolment: Sendable {
             let directory = try root.subdirectory(StickIdentity.directory, create: true)
             try directory.writeFileAtomically(StickIdentity.fileName, bytes: try identity.encoded())
             context.logger.info(
-                "enrolled stick", metadata: ["device": "\(devnode)", "uuid": "\(uuid)", "label": "\(printable(identity.label))", "by": "\(identity.enrollerName)"])
+                "enrolled stick",
+                metadata: [
+                    "device": "\(devnode)", "uuid": "\(uuid)", "label": "\(printable(identity.label))", "by": "\(identity.enrollerName)",
+                ])
             return .enrolled(identity)
         }
     }

@@ -68,7 +68,8 @@ public struct StickIdentity: Codable, Sendable, Equatable {
             throw IdentityError(path: path, problem: "has version \(version); this ferry reads version 1")
         }
         guard let enrollerNode = nncp.node(id: enroller) else {
-            throw IdentityError(path: path, problem: "was signed by node \(printable(enroller, limit: 60)), which \(nncp.path) does not know")
+            throw IdentityError(
+                path: path, problem: "was signed by node \(printable(enroller, limit: 60)), which \(nncp.path) does not know")
         }
         guard enroller == nncp.selfID || enrollerNode.name == peer else {
             throw IdentityError(path: path, problem: "was enrolled by \(enrollerNode.name), which is neither this node nor its peer")
@@ -82,7 +83,9 @@ public struct StickIdentity: Codable, Sendable, Equatable {
         guard uuid == device.filesystem.uuid else {
             throw IdentityError(
                 path: path,
-                problem: "belongs to filesystem \(printable(uuid, limit: 40)), but this one is \(device.filesystem.uuid ?? "without a UUID"); was it copied from another stick?")
+                problem:
+                    "belongs to filesystem \(printable(uuid, limit: 40)), but this one is \(device.filesystem.uuid ?? "without a UUID"); was it copied from another stick?"
+            )
         }
         return enrollerNode
     }

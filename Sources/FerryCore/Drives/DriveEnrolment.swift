@@ -17,7 +17,9 @@ public struct DriveEnrolment: Sendable {
         if target.hasPrefix("/") {
             let device = try context.inspector.inspect(devnode: target)
             guard device.filesystem.isZFSMember, let label = device.filesystem.label, let uuid = device.filesystem.uuid else {
-                throw DriveError(subject: target, problem: "holds no ZFS pool (blkid TYPE is \(device.filesystem.type ?? "empty")); create the pool first")
+                throw DriveError(
+                    subject: target,
+                    problem: "holds no ZFS pool (blkid TYPE is \(device.filesystem.type ?? "empty")); create the pool first")
             }
             pool = label
             guid = uuid
@@ -26,7 +28,9 @@ public struct DriveEnrolment: Sendable {
             pool = target
             let result = try await context.runner.run(Zpool.guid(pool: target), input: nil)
             guard result.status.succeeded else {
-                throw DriveError(subject: target, problem: "is not an imported pool (\(result.errorTail(lines: 1))); plug the drive in, or give its device node")
+                throw DriveError(
+                    subject: target,
+                    problem: "is not an imported pool (\(result.errorTail(lines: 1))); plug the drive in, or give its device node")
             }
             guid = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -35,13 +39,16 @@ public struct DriveEnrolment: Sendable {
         }
         let drive = EnrolledDrive(pool: pool, guid: guid, enrolled: context.clock.now().rfc3339)
         let new = try context.drives.enroll(drive)
-        context.logger.info(new ? "enrolled backup drive" : "backup drive was already enrolled", metadata: ["pool": "\(pool)", "guid": "\(guid)"])
+        context.logger.info(
+            new ? "enrolled backup drive" : "backup drive was already enrolled", metadata: ["pool": "\(pool)", "guid": "\(guid)"])
         return (drive, new)
     }
 
     /// ZFS pool names: a letter first, then letters, digits and `_-.:`.
     static func validatePoolName(_ name: String) throws(DriveError) {
-        let allowed = name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-.:".unicodeScalars.contains($0)) }
+        let allowed = name.unicodeScalars.allSatisfy {
+            $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-.:".unicodeScalars.contains($0))
+        }
         guard let first = name.unicodeScalars.first, first.isASCII, CharacterSet.letters.contains(first), allowed, name.count <= 255 else {
             throw DriveError(subject: name, problem: "is not a valid ZFS pool name")
         }

@@ -27,7 +27,9 @@ public struct Handler: Sendable {
         case .unknown:
             throw NotOursError(recognition: recognition)
         case .stick:
-            logger.info("known stick", metadata: ["device": "\(devnode)", "uuid": "\(recognition.device.filesystem.uuid ?? "")", "why": "\(recognition.reason)"])
+            logger.info(
+                "known stick",
+                metadata: ["device": "\(devnode)", "uuid": "\(recognition.device.filesystem.uuid ?? "")", "why": "\(recognition.reason)"])
         case .drive:
             logger.info("known backup drive", metadata: ["device": "\(devnode)", "why": "\(recognition.reason)"])
         }

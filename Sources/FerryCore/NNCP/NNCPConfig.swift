@@ -81,7 +81,8 @@ public struct NNCPConfigLoader: NNCPConfigSource {
         }
         var template = Array((NSTemporaryDirectory() + "/ferry-nncp.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
-            throw NNCPConfigError(path: path, problem: "could not be read: no private temporary directory (\(String(cString: strerror(errno))))")
+            throw NNCPConfigError(
+                path: path, problem: "could not be read: no private temporary directory (\(String(cString: strerror(errno))))")
         }
         let privateDirectory = String(cString: made)
         defer { try? FileManager.default.removeItem(atPath: privateDirectory) }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What went wrong while touching a file on an untrusted medium.
 public struct FileAccessError: FerryError {
@@ -102,7 +103,7 @@ public final class SafeDirectory: @unchecked Sendable {
         if create {
             do {
                 try retryingEINTR { mkdirat(fd, name, mode) }
-            } catch where error == .fileExists {
+            } catch  where error == .fileExists {
                 // An existing entry is checked by the open below.
             } catch {
                 throw FileAccessError(path: full, code: .system(error))
