@@ -19,11 +19,13 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
         .systemLibrary(name: "CBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
+        .target(name: "CLinuxShims"),
         .target(
             name: "FerryCore",
             dependencies: [
                 "CUdev",
                 "CBlkid",
+                "CLinuxShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),

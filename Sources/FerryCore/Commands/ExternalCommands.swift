@@ -3,6 +3,13 @@
 public enum Tool {
     public static let nncpCfgdir = "/usr/bin/nncp-cfgdir"
     public static let nncpCfgnew = "/usr/bin/nncp-cfgnew"
+    public static let nncpXfer = "/usr/bin/nncp-xfer"
+    public static let nncpToss = "/usr/bin/nncp-toss"
+    public static let nncpAck = "/usr/bin/nncp-ack"
+    public static let nncpRm = "/usr/bin/nncp-rm"
+    public static let nncpExec = "/usr/bin/nncp-exec"
+    public static let shell = "/bin/sh"
+    public static let systemctl = "/usr/bin/systemctl"
     public static let zpool = "/usr/sbin/zpool"
     public static let zfs = "/usr/sbin/zfs"
     public static let runuser = "/usr/sbin/runuser"
@@ -17,6 +24,46 @@ public enum NNCP {
     /// which must not exist yet: NNCP reads its HJSON so that ferry does not.
     public static func cfgdirDump(config: String, into directory: String) -> Command {
         Command(Tool.nncpCfgdir, ["-cfg", config, "-dump", directory], timeout: .seconds(30))
+    }
+
+    /// Moves the packets for this node from the stick into the spool, checking
+    /// each one's hash; what is taken is removed from the stick.
+    public static func xferReceive(config: String, directory: String, timeout: Duration) -> Command {
+        Command(Tool.nncpXfer, ["-cfg", config, "-noprogress", "-rx", "-mkdir", directory], timeout: timeout)
+    }
+
+    /// Copies the packets queued for `node` onto the stick. With `keep` the
+    /// spool keeps its copies until an ACK comes back; without, they move.
+    public static func xferSend(config: String, directory: String, node: String, keep: Bool, timeout: Duration) -> Command {
+        Command(
+            Tool.nncpXfer, ["-cfg", config, "-noprogress", "-tx", "-mkdir"] + (keep ? ["-keep"] : []) + ["-node", node, directory],
+            timeout: timeout)
+    }
+
+    /// Processes the received packets, remembering them so that none is
+    /// processed twice.
+    public static func toss(config: String, timeout: Duration?) -> Command {
+        Command(Tool.nncpToss, ["-cfg", config, "-noprogress", "-seen"], timeout: timeout)
+    }
+
+    /// Queues ACKs for the packets received from `node`. nncp-ack writes the
+    /// list of ACK packets it made to descriptor 4; the shell points that at
+    /// standard output, and nncp-ack's own output at standard error.
+    public static func ack(config: String, node: String, timeout: Duration) -> Command {
+        Command(
+            Tool.shell, ["-c", "exec \"$@\" 4>&1 1>&2", "nncp-ack", Tool.nncpAck, "-cfg", config, "-noprogress", "-node", node],
+            timeout: timeout)
+    }
+
+    /// Removes the packets listed on standard input (`NODEID/PACKET` lines)
+    /// from the spool.
+    public static func removePackets(config: String, node: String, timeout: Duration) -> Command {
+        Command(Tool.nncpRm, ["-cfg", config, "-node", node, "-pkt"], timeout: timeout)
+    }
+
+    /// Queues standard input for `handle` on `node` (the laptop side).
+    public static func exec(config: String, nice: String, node: String, handle: String, arguments: [String]) -> Command {
+        Command(Tool.nncpExec, ["-cfg", config, "-noprogress", "-nice", nice, node, handle] + arguments)
     }
 
     /// Makes a new node: a config with fresh keys, on standard output.
@@ -43,6 +90,14 @@ public enum Zpool {
 
     public static func destroy(pool: String) -> Command {
         Command(Tool.zpool, ["destroy", "-f", pool], timeout: .seconds(300))
+    }
+}
+
+/// systemd, where it runs.
+public enum Systemctl {
+    /// Starts `unit` and returns at once: the late toss outlives the visit.
+    public static func startNoBlock(_ unit: String) -> Command {
+        Command(Tool.systemctl, ["start", "--no-block", unit], timeout: .seconds(30))
     }
 }
 

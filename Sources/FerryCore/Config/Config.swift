@@ -20,9 +20,19 @@ public struct FerryConfig: Sendable, Equatable {
     public var peer: String?
     public var stateDir = "/var/lib/ferry"
     public var mountRoot = "/run/ferry"
+    /// Run after "safe to remove" (a beep, an LED); empty for none.
+    public var notifyCommand: [String] = []
+    public var exchange = Exchange()
     public var receive = Receive()
     public var rotation = Rotation()
     public var send = Send()
+
+    public struct Exchange: Sendable, Equatable {
+        /// How long one NNCP command of a visit may run before it is stopped.
+        public var commandTimeout: Duration = .seconds(6 * 3600)
+        /// Space left free on a stick, beyond what the packets take.
+        public var reserveBytes: UInt64 = 1 << 20
+    }
 
     public struct Receive: Sendable, Equatable {
         /// NNCP node name to the dataset prefix it may write.
@@ -80,7 +90,9 @@ public struct FerryConfig: Sendable, Equatable {
             throw ConfigError(path: path, key: nil, problem: "is not valid TOML: \(error)")
         }
         let reader = TableReader(table: table, path: path, prefix: "")
-        try reader.allowOnly(["role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "receive", "rotation", "send"])
+        try reader.allowOnly([
+            "role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "receive", "rotation", "send",
+        ])
 
         guard let roleName = try reader.string("role") else {
             throw ConfigError(
@@ -98,6 +110,17 @@ public struct FerryConfig: Sendable, Equatable {
         config.stateDir = try reader.absolutePath("state-dir") ?? config.stateDir
         config.mountRoot = try reader.absolutePath("mount-root") ?? config.mountRoot
 
+        if let command = try reader.stringArray("notify-command") {
+            guard command.isEmpty || command[0].hasPrefix("/") else {
+                throw ConfigError(path: path, key: "notify-command", problem: "must start with an absolute path; under systemd there is no PATH")
+            }
+            config.notifyCommand = command
+        }
+        if let exchange = try reader.table("exchange") {
+            try exchange.allowOnly(["command-timeout", "reserve-mib"])
+            config.exchange.commandTimeout = try exchange.duration("command-timeout") ?? config.exchange.commandTimeout
+            if let reserve = try exchange.integer("reserve-mib") { config.exchange.reserveBytes = UInt64(reserve) << 20 }
+        }
         if let receive = try reader.table("receive") {
             try receive.allowOnly(["senders", "zfs-receive-options"])
             config.receive.senders = try receive.stringTable("senders") ?? [:]
@@ -105,7 +128,9 @@ public struct FerryConfig: Sendable, Equatable {
         }
         if let rotation = try reader.table("rotation") {
             try rotation.allowOnly(["rotate-after"])
-            config.rotation.rotateAfter = try rotation.string("rotate-after") ?? config.rotation.rotateAfter
+            if try rotation.duration("rotate-after") != nil {
+                config.rotation.rotateAfter = try rotation.string("rotate-after")!
+            }
         }
         if let send = try reader.table("send") {
             try send.allowOnly(["backupsvr", "datasets"])
@@ -136,6 +161,20 @@ public struct FerryConfig: Sendable, Equatable {
                 problem: "is \(role.rawValue), but `ferry \(command)` runs only on \(roles.map(\.rawValue).joined(separator: " or "))")
         }
     }
+}
+
+/// Parses "90s", "30m", "6h" or "14d"; nil for anything else.
+public func parseDuration(_ text: String) -> Duration? {
+    guard let unit = text.last, let number = Int(text.dropLast()), number > 0 else { return nil }
+    let seconds: Int
+    switch unit {
+    case "s": seconds = number
+    case "m": seconds = number * 60
+    case "h": seconds = number * 3600
+    case "d": seconds = number * 86400
+    default: return nil
+    }
+    return .seconds(seconds)
 }
 
 /// A config that is missing, malformed, or wrong, named by file and key.
@@ -171,6 +210,20 @@ private struct TableReader {
         guard let value = table[key] else { return nil }
         guard let text = value.string else { throw fail(key, "must be a string, not \(value.type)") }
         return text
+    }
+
+    func duration(_ key: String) throws(ConfigError) -> Duration? {
+        guard let text = try string(key) else { return nil }
+        guard let duration = parseDuration(text) else {
+            throw fail(key, "is \"\(printable(text))\"; write a number and a unit, such as 90s, 30m, 6h or 14d")
+        }
+        return duration
+    }
+
+    func integer(_ key: String) throws(ConfigError) -> Int? {
+        guard let value = table[key] else { return nil }
+        guard let number = value.int, number >= 0 else { throw fail(key, "must be a whole number, 0 or more") }
+        return number
     }
 
     func absolutePath(_ key: String) throws(ConfigError) -> String? {

@@ -1,3 +1,4 @@
+internal import CLinuxShims
 import SystemPackage
 
 #if canImport(Glibc)
@@ -47,13 +48,17 @@ func retryingEINTR(_ call: () -> Int32) throws(Errno) -> Int32 {
 /// where the `nosymfollow` mount option is missing. The descriptor closes
 /// with the value.
 public final class SafeDirectory: @unchecked Sendable {
+    /// The path shown in errors.
     public let path: String
+    /// The path as the kernel resolves it, for the tools ferry runs on it.
+    public let realPath: String
     let fd: Int32
 
     /// Opens `path`, which must be a real directory, not a link to one.
     /// Errors name the directory `shownAs` (for example `/dev/sdb1:`), or `path`.
     public init(path: String, shownAs: String? = nil) throws(FileAccessError) {
         self.path = shownAs ?? path
+        self.realPath = path
         do {
             fd = try retryingEINTR { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         } catch {
@@ -61,14 +66,15 @@ public final class SafeDirectory: @unchecked Sendable {
         }
     }
 
-    private init(fd: Int32, path: String) {
+    private init(fd: Int32, path: String, realPath: String) {
         self.fd = fd
         self.path = path
+        self.realPath = realPath
     }
 
     deinit { close(fd) }
 
-    private func child(_ name: String) throws(FileAccessError) -> String {
+    func child(_ name: String) throws(FileAccessError) -> String {
         let full = path.hasSuffix("/") ? path + name : path + "/" + name
         guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
             throw FileAccessError(path: full, code: .badName)
@@ -114,7 +120,7 @@ public final class SafeDirectory: @unchecked Sendable {
         }
         do {
             let child = try retryingEINTR { openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-            return SafeDirectory(fd: child, path: full)
+            return SafeDirectory(fd: child, path: full, realPath: realPath + "/" + name)
         } catch {
             throw Self.classify(error, path: full)
         }
@@ -215,6 +221,136 @@ public enum FileType: Sendable, Equatable {
         case S_IFLNK: self = .symlink
         case S_IFBLK: self = .blockDevice
         default: self = .other
+        }
+    }
+}
+
+extension SafeDirectory {
+    /// The most entries ferry lists in one directory of a medium.
+    public static let entryLimit = 100_000
+
+    /// The names in this directory, without "." and "..".
+    public func entries() throws(FileAccessError) -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            throw FileAccessError(path: path, code: .system(Errno(rawValue: errno)))
+        }
+        defer { closedir(stream) }
+        rewinddir(stream)
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            names.append(name)
+            if names.count > Self.entryLimit {
+                throw FileAccessError(path: path, code: .tooLarge(limit: Self.entryLimit))
+            }
+        }
+        return names
+    }
+
+    /// Removes the entry `name` (a file, a link itself, or an empty directory).
+    public func remove(_ name: String) throws(FileAccessError) {
+        let full = try child(name)
+        let isDirectory = try kind(of: name) == .directory
+        do {
+            try retryingEINTR { unlinkat(fd, name, isDirectory ? AT_REMOVEDIR : 0) }
+        } catch where error == .noSuchFileOrDirectory {
+        } catch {
+            throw FileAccessError(path: full, code: .system(error))
+        }
+    }
+
+    /// Gives the entry `name` to `account`, without following a link.
+    public func setOwner(_ name: String, to account: Account) throws(FileAccessError) {
+        let full = try child(name)
+        do {
+            try retryingEINTR { fchownat(fd, name, account.uid, account.gid, AT_SYMLINK_NOFOLLOW) }
+        } catch {
+            throw FileAccessError(path: full, code: .system(error))
+        }
+    }
+
+    /// The size in bytes of the entry `name`, without following a link.
+    public func size(of name: String) throws(FileAccessError) -> UInt64 {
+        let full = try child(name)
+        var info = stat()
+        do {
+            try retryingEINTR { fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) }
+        } catch {
+            throw FileAccessError(path: full, code: .system(error))
+        }
+        return UInt64(info.st_size)
+    }
+
+    /// Free bytes (for an unprivileged writer) and total bytes of the filesystem.
+    public func space() throws(FileAccessError) -> (free: UInt64, total: UInt64) {
+        var info = statvfs()
+        do {
+            try retryingEINTR { fstatvfs(fd, &info) }
+        } catch {
+            throw FileAccessError(path: path, code: .system(error))
+        }
+        return (UInt64(info.f_bavail) * UInt64(info.f_frsize), UInt64(info.f_blocks) * UInt64(info.f_frsize))
+    }
+
+    /// Writes everything cached for this filesystem to the medium (syncfs).
+    public func syncFilesystem() throws(FileAccessError) {
+        do {
+            try retryingEINTR { ferry_syncfs(fd) }
+        } catch {
+            throw FileAccessError(path: path, code: .system(error))
+        }
+    }
+
+    /// Copies the local file at `source` into this directory as `name`,
+    /// through a temporary `nncpxfer.*` name, fsynced and renamed into place,
+    /// so that an interrupted copy leaves only a temporary that the next
+    /// visit removes.
+    public func copyIn(from source: String, as name: String) throws(FileAccessError) {
+        let full = try child(name)
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw FileAccessError(path: source, code: .system(Errno(rawValue: errno))) }
+        defer { close(input) }
+        let temporary = "nncpxfer.ferry.\(name)"
+        _ = unlinkat(fd, temporary, 0)
+        let output: Int32
+        do {
+            output = try retryingEINTR { openat(fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644) }
+        } catch {
+            throw FileAccessError(path: full, code: .system(error))
+        }
+        var isOpen = true
+        do throws(Errno) {
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw Errno(rawValue: errno)
+                }
+                if count == 0 { break }
+                var written = 0
+                while written < count {
+                    let step = buffer.withUnsafeBytes { write(output, $0.baseAddress! + written, count - written) }
+                    if step < 0 {
+                        if errno == EINTR { continue }
+                        throw Errno(rawValue: errno)
+                    }
+                    written += step
+                }
+            }
+            try retryingEINTR { fsync(output) }
+            isOpen = false
+            try retryingEINTR { close(output) }
+            try retryingEINTR { renameat(fd, temporary, fd, name) }
+        } catch {
+            if isOpen { close(output) }
+            _ = unlinkat(fd, temporary, 0)
+            throw FileAccessError(path: full, code: .system(error))
         }
     }
 }

@@ -1,0 +1,42 @@
+import Foundation
+
+/// Which queued packets go onto the stick this time.
+///
+/// Packets go by niceness (lower first), then by age (older first), as many
+/// as fit in the free space less a reserve. A packet larger than the whole
+/// stick can never cross on it and is set apart.
+public struct CapacityPlan: Sendable, Equatable {
+    public var send: [QueuedPacket] = []
+    public var stayBehind: [QueuedPacket] = []
+    public var tooBig: [QueuedPacket] = []
+    /// Packets already on the stick from an earlier visit.
+    public var alreadyOnStick: [QueuedPacket] = []
+
+    /// What a packet takes on a filesystem: its bytes rounded up to 4 KiB
+    /// blocks, and one block for its directory entry and inode.
+    public static func footprint(_ size: UInt64) -> UInt64 {
+        (size + 4095) / 4096 * 4096 + 4096
+    }
+
+    public init(queued: [QueuedPacket], onStick: Set<String>, free: UInt64, total: UInt64, reserve: UInt64) {
+        var room = free > reserve ? free - reserve : 0
+        let ordered = queued.sorted { ($0.nice, $0.queued, $0.name) < ($1.nice, $1.queued, $1.name) }
+        for packet in ordered {
+            if onStick.contains(packet.name) {
+                alreadyOnStick.append(packet)
+            } else if Self.footprint(packet.size) + reserve > total {
+                tooBig.append(packet)
+            } else if Self.footprint(packet.size) <= room {
+                send.append(packet)
+                room -= Self.footprint(packet.size)
+            } else {
+                stayBehind.append(packet)
+            }
+        }
+    }
+
+    /// Whether nncp-xfer may copy the whole queue itself.
+    public var sendsEverything: Bool { stayBehind.isEmpty && tooBig.isEmpty }
+
+    public var sendBytes: UInt64 { send.reduce(0) { $0 + $1.size } }
+}

@@ -1,0 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+
+/// Tells people how a visit goes: a log line per step, and under systemd a
+/// `STATUS=` line (sd_notify) that `systemctl status` shows.
+public struct Progress: Sendable {
+    public var logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    public func step(_ message: String, _ metadata: Logger.Metadata = [:]) {
+        logger.info("\(message)", metadata: metadata)
+        Self.notifySystemd("STATUS=\(message)")
+    }
+
+    /// Sends one datagram to `$NOTIFY_SOCKET`, as sd_notify(3) does; without
+    /// the variable (not under systemd) it does nothing.
+    static func notifySystemd(_ state: String) {
+        guard var path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
+        if path.hasPrefix("@") { path = "\0" + path.dropFirst() }
+        let socket = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard socket >= 0 else { return }
+        defer { close(socket) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: bytes)
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        _ = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                Array(state.utf8).withUnsafeBytes { sendto(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), address, length) }
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+import Foundation
+import Logging
+
+/// One visit of an enrolled stick: the NNCP exchange for this host's role
+/// (DESIGN.md section 2), ending with the stick unmounted and safe to remove.
+///
+/// At the spooler: rx, toss, then tx with -keep. At backupsvr: rx, ack, tx,
+/// rm of what went onto the stick; then, with the stick already out, the
+/// long toss that runs the exec handlers.
+public struct StickVisit: Sendable {
+    public var context: FerryContext
+    public var nncp: NNCPConfig
+
+    public init(context: FerryContext, nncp: NNCPConfig) {
+        self.context = context
+        self.nncp = nncp
+    }
+
+    private var config: FerryConfig { context.config }
+    private var progress: Progress { Progress(logger: context.logger) }
+
+    /// Runs the visit for the stick `device`, recognised by `identity`.
+    public func run(device: BlockDevice, identity: StickIdentity) async throws -> VisitReport {
+        let peerName = config.peer ?? ""
+        guard let peer = nncp.node(named: peerName), peer.id != nncp.selfID else {
+            throw ExchangeError(step: "setup", problem: "peer \(printable(peerName)) (peer in \(config.path)) is not a neighbour in \(nncp.path)")
+        }
+        var report = VisitReport(
+            role: config.role.rawValue, node: nncp.selfName, peer: peer.name,
+            stick: "\(identity.label) \(identity.uuid)", started: context.clock.now().rfc3339)
+        report.lastToss = StateFile.read(TossReport.self, name: Toss.reportFile, stateDir: config.stateDir)
+
+        do {
+            let lock = try await SpoolLock.acquire(stateDir: config.stateDir, logger: context.logger)
+            try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
+            let owner = config.nncpUser.isEmpty ? nil : Account(name: config.nncpUser)
+            try await withMountedMedium(device, readOnly: false, context: context) { root in
+                try checkSameStick(root: root, identity: identity)
+                try await exchange(root: root, peer: peer, owner: owner, report: &report)
+                progress.step("syncing the stick")
+                try root.syncFilesystem()
+            }
+            report.finished = context.clock.now().rfc3339
+            try StateFile.write(report, name: "last-visit.json", stateDir: config.stateDir)
+            withExtendedLifetime(lock) {}
+        } catch is CancellationError {
+            throw ExchangeError(step: "visit", problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on")
+        }
+        progress.step("safe to remove", ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])
+        await notifySafeToRemove(device: device)
+        if config.role == .backupsvr {
+            await Toss(context: context, nncp: nncp).launchAfterVisit()
+        }
+        return report
+    }
+
+    /// The stick mounted read-write must be the one recognised read-only.
+    private func checkSameStick(root: SafeDirectory, identity: StickIdentity) throws {
+        let again = try MediumRecognizer.readIdentity(root: root)
+        guard again == identity else {
+            throw ExchangeError(step: "mount", problem: "the identity on the stick changed between two reads; it was left as it is")
+        }
+    }
+
+    private func exchange(root: SafeDirectory, peer: NNCPNode, owner: Account?, report: inout VisitReport) async throws {
+        let (found, nncpDirectory) = try StickPackets.prepare(root: root, selfID: nncp.selfID, peerID: peer.id, owner: owner)
+        report.removed = found.removed
+        for entry in found.removed {
+            warn("removed \(entry) from the stick: ferry follows no link and keeps no leftovers", &report)
+        }
+        for (recipient, count) in found.foreign {
+            let name = nncp.node(id: recipient)?.name ?? recipient
+            report.foreign[name] = count
+            warn("\(count) packet(s) on the stick are for \(name), not for this node; they stay on the stick", &report)
+        }
+        let stickPath = root.realPath + "/nncp"
+
+        progress.step("receiving from the stick", ["packets": "\(found.incomingCount)", "bytes": "\(found.incomingBytes)"])
+        let received = try await nncpCommand("nncp-xfer -rx", NNCP.xferReceive(config: nncp.path, directory: stickPath, timeout: config.exchange.commandTimeout))
+        let left = try leftIncoming(nncpDirectory)
+        let taken = found.incoming.flatMap { sender, packets in packets.filter { !(left[sender]?.contains($0.key) ?? false) }.map(\.value) }
+        report.received = PacketCount(packets: taken.count, bytes: taken.reduce(0, +))
+        if !received.status.succeeded || !left.isEmpty {
+            try rejectLeftovers(left, in: nncpDirectory, output: received, report: &report)
+        }
+
+        var acks: [String] = []
+        switch config.role {
+        case .spooler:
+            progress.step("tossing: ACKs release the packets they confirm")
+            let toss = try await nncpCommand("nncp-toss", NNCP.toss(config: nncp.path, timeout: config.exchange.commandTimeout))
+            if !toss.status.succeeded { warn("nncp-toss failed (\(toss.status)): \(toss.errorTail())", &report) }
+        case .backupsvr:
+            progress.step("acknowledging what arrived")
+            let ack = try await nncpCommand("nncp-ack", NNCP.ack(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout))
+            guard ack.status.succeeded else {
+                throw ExchangeError(step: "nncp-ack", problem: "\(ack.status): \(ack.errorTail())")
+            }
+            acks = ack.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            report.acks = acks.count
+        case .laptop:
+            throw ExchangeError(step: "setup", problem: "a laptop does not exchange sticks")
+        }
+
+        try await send(root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, found: found, report: &report)
+        report.pendingForPeer = PacketCount(try Spool(path: nncp.spool).queued(for: peer.id))
+    }
+
+    /// Packets for this node that nncp-xfer left on the stick, by sender.
+    private func leftIncoming(_ nncpDirectory: SafeDirectory) throws -> [String: Set<String>] {
+        guard try nncpDirectory.kind(of: nncp.selfID) == .directory else { return [:] }
+        let mine = try nncpDirectory.subdirectory(nncp.selfID)
+        var left: [String: Set<String>] = [:]
+        for sender in try mine.entries() where try mine.kind(of: sender) == .directory {
+            let names = try mine.subdirectory(sender).entries().filter(Spool.isPacketName)
+            if !names.isEmpty { left[sender] = Set(names) }
+        }
+        return left
+    }
+
+    /// Packets NNCP refused as damaged are removed from the stick: the sender
+    /// keeps its copy until an ACK comes back, and sends it again next trip.
+    private func rejectLeftovers(_ left: [String: Set<String>], in nncpDirectory: SafeDirectory, output: CommandResult, report: inout VisitReport) throws {
+        let errors = String(decoding: output.standardError + output.standardOutput, as: UTF8.self)
+            .split(separator: "\n").filter { $0.contains("ERROR") }
+        let mine = try nncpDirectory.subdirectory(nncp.selfID)
+        for (sender, names) in left {
+            for name in names.sorted() {
+                guard let line = errors.first(where: { $0.contains(name) }) else { continue }
+                let damaged = line.contains("mismatch") || line.contains("invalid") || line.contains("magic") || line.contains("unexpected EOF")
+                guard damaged else {
+                    warn("packet \(name) stays on the stick: \(printable(String(line), limit: 200))", &report)
+                    continue
+                }
+                try mine.subdirectory(sender).remove(name)
+                report.rejected.append(name)
+                warn("NNCP refused packet \(name) (\(printable(String(line.split(separator: ":").last ?? ""), limit: 80).trimmingCharacters(in: .whitespaces))); removed it from the stick, so that the sender sends it again", &report)
+            }
+        }
+        if !output.status.succeeded && report.rejected.isEmpty && left.isEmpty {
+            throw ExchangeError(step: "nncp-xfer -rx", problem: "\(output.status): \(output.errorTail())")
+        }
+    }
+
+    private func send(
+        root: SafeDirectory, nncpDirectory: SafeDirectory, stickPath: String, peer: NNCPNode, owner: Account?, found: StickPackets,
+        report: inout VisitReport
+    ) async throws {
+        let spool = Spool(path: nncp.spool)
+        let space = try root.space()
+        let plan = CapacityPlan(
+            queued: try spool.queued(for: peer.id), onStick: found.outgoing, free: space.free, total: space.total, reserve: config.exchange.reserveBytes)
+        report.alreadyOnStick = plan.alreadyOnStick.count
+        report.stayedBehind = plan.stayBehind
+        report.tooBig = plan.tooBig
+        reportTooBig(plan.tooBig, total: space.total, report: &report)
+        if !plan.alreadyOnStick.isEmpty {
+            context.logger.info("\(plan.alreadyOnStick.count) packet(s) for \(peer.name) are on the stick already; take it to \(peer.name)")
+        }
+
+        let keep = config.role == .spooler
+        if plan.send.isEmpty {
+            progress.step("nothing new to send to \(peer.name)")
+        } else if plan.sendsEverything {
+            progress.step("sending to \(peer.name)", ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)"])
+            let sent = try await nncpCommand(
+                "nncp-xfer -tx", NNCP.xferSend(config: nncp.path, directory: stickPath, node: peer.name, keep: keep, timeout: config.exchange.commandTimeout))
+            guard sent.status.succeeded else {
+                throw ExchangeError(step: "nncp-xfer -tx", problem: "\(sent.status): \(sent.errorTail()); what did not reach the stick stays queued")
+            }
+        } else {
+            progress.step(
+                "sending to \(peer.name) what fits", ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)", "staying": "\(plan.stayBehind.count)"])
+            try copyPlanned(plan.send, into: nncpDirectory, peer: peer, owner: owner, report: &report)
+        }
+
+        let onStick = try outgoingOnStick(nncpDirectory, peer: peer)
+        let fresh = onStick.subtracting(found.outgoing)
+        report.sent = PacketCount(packets: fresh.count, bytes: try fresh.reduce(0) { $0 + (try outgoingSize($1, nncpDirectory, peer: peer)) })
+        if !keep {
+            // backupsvr keeps nothing it has put on the stick: nothing
+            // acknowledges an ACK, and that is what it mostly sends.
+            let stillQueued = Set(try spool.queued(for: peer.id).map(\.name)).intersection(onStick)
+            if !stillQueued.isEmpty {
+                let list = stillQueued.sorted().map { "\(peer.id)/\($0)\n" }.joined()
+                let removed = try await nncpCommand(
+                    "nncp-rm", NNCP.removePackets(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout), input: Array(list.utf8))
+                if !removed.status.succeeded { warn("nncp-rm failed (\(removed.status)): \(removed.errorTail())", &report) }
+            }
+        }
+    }
+
+    /// Copies the planned packets one by one, in plan order, until the stick is full.
+    private func copyPlanned(_ packets: [QueuedPacket], into nncpDirectory: SafeDirectory, peer: NNCPNode, owner: Account?, report: inout VisitReport) throws {
+        let recipient = try nncpDirectory.subdirectory(peer.id, create: true)
+        let target = try recipient.subdirectory(nncp.selfID, create: true)
+        if let owner {
+            try nncpDirectory.setOwner(peer.id, to: owner)
+            try recipient.setOwner(nncp.selfID, to: owner)
+        }
+        for (index, packet) in packets.enumerated() {
+            do {
+                try target.copyIn(from: "\(nncp.spool)/\(peer.id)/tx/\(packet.name)", as: packet.name)
+            } catch {
+                guard error.code == .system(.noSpace) else { throw error }
+                report.stayedBehind = Array(packets[index...]) + report.stayedBehind
+                warn("the stick filled up sooner than planned; \(packets.count - index) packet(s) stay queued for the next trip", &report)
+                return
+            }
+            if let owner { try target.setOwner(packet.name, to: owner) }
+        }
+    }
+
+    private func outgoingOnStick(_ nncpDirectory: SafeDirectory, peer: NNCPNode) throws -> Set<String> {
+        guard try nncpDirectory.kind(of: peer.id) == .directory else { return [] }
+        let recipient = try nncpDirectory.subdirectory(peer.id)
+        guard try recipient.kind(of: nncp.selfID) == .directory else { return [] }
+        return Set(try recipient.subdirectory(nncp.selfID).entries().filter(Spool.isPacketName))
+    }
+
+    private func outgoingSize(_ name: String, _ nncpDirectory: SafeDirectory, peer: NNCPNode) throws -> UInt64 {
+        try nncpDirectory.subdirectory(peer.id).subdirectory(nncp.selfID).size(of: name)
+    }
+
+    /// A packet larger than the whole stick can never cross on it: say so once
+    /// per packet, with NNCP's remedy, and never try to send it.
+    private func reportTooBig(_ packets: [QueuedPacket], total: UInt64, report: inout VisitReport) {
+        let file = "too-big.json"
+        var known = StateFile.read([String].self, name: file, stateDir: config.stateDir) ?? []
+        let fresh = packets.filter { !known.contains($0.name) }
+        for packet in fresh {
+            warn(
+                "packet \(packet.name) (\(IdentifyReport.humanSize(packet.size))) is larger than this stick (\(IdentifyReport.humanSize(total))) and can never cross on it; send such data with nncp-file -chunked, or use a larger stick",
+                &report)
+        }
+        guard !fresh.isEmpty else { return }
+        known = Array(Set(known).union(fresh.map(\.name))).sorted()
+        try? StateFile.write(known, name: file, stateDir: config.stateDir)
+    }
+
+    /// Runs one NNCP command as nncp-user, and logs its status and output tail.
+    @discardableResult
+    private func nncpCommand(_ name: String, _ command: Command, input: [UInt8]? = nil) async throws -> CommandResult {
+        let started = ContinuousClock.now
+        let result = try await context.runner.run(command.asUser(config.nncpUser), input: input)
+        try Task.checkCancellation()
+        let elapsed = ContinuousClock.now - started
+        let tail = result.errorTail(lines: 3)
+        context.logger.info(
+            "\(name): \(result.status)",
+            metadata: ["seconds": "\(String(format: "%.2f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"]
+                .merging(tail.isEmpty ? [:] : ["output": "\(tail)"]) { $1 })
+        return result
+    }
+
+    private func warn(_ message: String, _ report: inout VisitReport) {
+        context.logger.warning("\(message)")
+        report.warnings.append(message)
+    }
+
+    private func notifySafeToRemove(device: BlockDevice) async {
+        guard let executable = config.notifyCommand.first else { return }
+        let command = Command(
+            executable, Array(config.notifyCommand.dropFirst()), environment: ["FERRY_EVENT": "safe-to-remove", "FERRY_DEVICE": device.devnode],
+            timeout: .seconds(30))
+        do {
+            let result = try await context.runner.run(command, input: nil)
+            if !result.status.succeeded {
+                context.logger.warning("notify-command failed (\(result.status)): \(result.errorTail())")
+            }
+        } catch {
+            context.logger.warning("notify-command could not run: \(error)")
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+
+public struct PacketCount: Codable, Sendable, Equatable {
+    public var packets = 0
+    public var bytes: UInt64 = 0
+
+    public init(packets: Int = 0, bytes: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+    }
+
+    init(_ queued: [QueuedPacket]) {
+        self.init(packets: queued.count, bytes: queued.reduce(0) { $0 + $1.size })
+    }
+}
+
+/// What one toss did: the exec handlers' results arrive with it.
+public struct TossReport: Codable, Sendable, Equatable {
+    public var started: String
+    public var finished: String
+    public var status: String
+    public var succeeded: Bool
+    /// nncp-toss's error lines: a handler that failed leaves its packet queued.
+    public var errors: [String]
+}
+
+/// What one visit of a stick did, and what this host knows afterwards.
+/// It is kept as `state-dir/last-visit.json`; the journal carries it.
+public struct VisitReport: Codable, Sendable, Equatable {
+    public var role: String
+    public var node: String
+    public var peer: String
+    public var stick: String
+    public var started: String
+    public var finished = ""
+    public var received = PacketCount()
+    /// Packets NNCP refused (a bad checksum); removed from the stick so that
+    /// the sender, which keeps its copy, sends them again.
+    public var rejected: [String] = []
+    public var acks = 0
+    public var sent = PacketCount()
+    public var alreadyOnStick = 0
+    public var pendingForPeer = PacketCount()
+    public var stayedBehind: [QueuedPacket] = []
+    public var tooBig: [QueuedPacket] = []
+    /// Packets on the stick for other recipients, by name or id.
+    public var foreign: [String: Int] = [:]
+    /// Links, special files and leftover temporaries removed from the stick.
+    public var removed: [String] = []
+    /// The last toss before this visit (at backupsvr it runs after the stick
+    /// is out, so its results travel with the next visit).
+    public var lastToss: TossReport?
+    public var warnings: [String] = []
+}
+
+/// A visit that could not be completed.
+public struct ExchangeError: FerryError {
+    public var step: String
+    public var problem: String
+
+    public var description: String { "\(step): \(problem)" }
+}
+
+/// The small JSON files ferry keeps in `state-dir`.
+enum StateFile {
+    static func write(_ value: some Encodable, name: String, stateDir: String) throws {
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try SafeDirectory(path: stateDir).writeFileAtomically(name, bytes: Array(try encoder.encode(value)), mode: 0o600)
+    }
+
+    static func read<T: Decodable>(_ type: T.Type, name: String, stateDir: String) -> T? {
+        guard let directory = try? SafeDirectory(path: stateDir),
+            let bytes = try? directory.readFile(name, limit: 16 << 20)
+        else { return nil }
+        return try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+}

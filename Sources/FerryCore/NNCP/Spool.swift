@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// One encrypted packet waiting in the spool for a node.
+public struct QueuedPacket: Sendable, Equatable, Codable {
+    public var name: String
+    public var size: UInt64
+    /// NNCP niceness: lower goes first (F 32, P 96, N 160, B 224).
+    public var nice: UInt8
+    public var queued: Date
+
+    public init(name: String, size: UInt64, nice: UInt8, queued: Date) {
+        self.name = name
+        self.size = size
+        self.nice = nice
+        self.queued = queued
+    }
+}
+
+public struct SpoolError: FerryError {
+    public var path: String
+    public var problem: String
+
+    public var description: String { "NNCP spool \(path) \(problem)" }
+}
+
+/// The NNCP spool as files: what is queued for a node, and whether the
+/// spool is there and owned by the user NNCP runs as.
+public struct Spool: Sendable {
+    public var path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// Packet names are base32 hashes: 52 characters of A-Z and 2-7.
+    public static func isPacketName(_ name: String) -> Bool {
+        name.utf8.count == 52 && name.utf8.allSatisfy { (65...90).contains($0) || (50...55).contains($0) }
+    }
+
+    /// The packets queued for the node with id `node`.
+    public func queued(for node: String) throws -> [QueuedPacket] {
+        let directory = "\(path)/\(node)/tx"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var packets: [QueuedPacket] = []
+        for name in names where Self.isPacketName(name) {
+            var info = stat()
+            guard lstat("\(directory)/\(name)", &info) == 0, FileType(mode: info.st_mode) == .regular else { continue }
+            packets.append(
+                QueuedPacket(
+                    name: name, size: UInt64(info.st_size), nice: Self.niceness(of: "\(directory)/\(name)"),
+                    queued: Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec))))
+        }
+        return packets
+    }
+
+    /// The niceness from an encrypted packet's header: 8 bytes of magic, then
+    /// the niceness as an XDR uint8 (4 bytes, big-endian). Unreadable: last.
+    static func niceness(of file: String) -> UInt8 {
+        guard let handle = FileHandle(forReadingAtPath: file) else { return .max }
+        defer { try? handle.close() }
+        guard let header = try? handle.read(upToCount: 12), header.count == 12, header.starts(with: Array("NNCPE".utf8)) else {
+            return .max
+        }
+        return header[header.startIndex + 11]
+    }
+
+    /// Makes the spool when it is missing (first run), owned by `user`, and
+    /// refuses a spool owned by someone else with the command that fixes it.
+    public func prepare(owner user: String) throws(SpoolError) {
+        let account = user.isEmpty ? nil : Account(name: user)
+        if !user.isEmpty, account == nil {
+            throw SpoolError(path: path, problem: "cannot be used: nncp-user \(user) does not exist (create it, or set nncp-user)")
+        }
+        var info = stat()
+        if stat(path, &info) != 0 {
+            guard errno == ENOENT else {
+                throw SpoolError(path: path, problem: "cannot be read: \(String(cString: strerror(errno)))")
+            }
+            guard mkdir(path, 0o700) == 0 else {
+                throw SpoolError(path: path, problem: "is missing and cannot be made: \(String(cString: strerror(errno)))")
+            }
+            if let account, chown(path, account.uid, account.gid) != 0 {
+                throw SpoolError(path: path, problem: "was made but cannot be given to \(user): \(String(cString: strerror(errno)))")
+            }
+            return
+        }
+        guard FileType(mode: info.st_mode) == .directory else {
+            throw SpoolError(path: path, problem: "is not a directory")
+        }
+        if let account, info.st_uid != account.uid {
+            throw SpoolError(
+                path: path,
+                problem: "is owned by uid \(info.st_uid), but NNCP commands run as \(user) (uid \(account.uid)); fix it with: chown -R \(user): \(path)")
+        }
+    }
+}
+
+/// A local user account, from the password database.
+public struct Account: Sendable, Equatable {
+    public var name: String
+    public var uid: uid_t
+    public var gid: gid_t
+
+    public init?(name: String) {
+        guard let entry = getpwnam(name) else { return nil }
+        self.name = name
+        self.uid = entry.pointee.pw_uid
+        self.gid = entry.pointee.pw_gid
+    }
+}
