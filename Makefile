@@ -51,18 +51,21 @@ check-units:
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	sed 's|^ExecStart=/usr/bin/ferry |ExecStart=/bin/true |' systemd/ferry@.service > "$$tmp/ferry@.service"; \
 	grep -q '^ExecStart=/bin/true handle /dev/%I$$' "$$tmp/ferry@.service"; \
-	out=$$(systemd-analyze verify "$$tmp/ferry@sdz1.service" 2>&1) || true; \
+	sed 's|^ExecStart=/usr/bin/ferry |ExecStart=/bin/true |' systemd/ferry-toss.service > "$$tmp/ferry-toss.service"; \
+	out=$$(systemd-analyze verify "$$tmp/ferry@sdz1.service" "$$tmp/ferry-toss.service" 2>&1) || true; \
 	if [ -n "$$out" ]; then echo "$$out" >&2; echo "check-units: systemd-analyze verify complained" >&2; exit 1; fi; \
-	echo "check-units: systemd/ferry@.service verifies cleanly"
+	echo "check-units: systemd/ferry@.service and ferry-toss.service verify cleanly"
 
 install:
 	@test -x "$(FERRY_BIN)" || { echo "install: $(FERRY_BIN) is missing; run 'make build' first" >&2; exit 1; }
 	install -D -m 0755 "$(FERRY_BIN)" "$(DESTDIR)$(PREFIX)/bin/ferry"
 	install -D -m 0644 udev/90-ferry.rules "$(DESTDIR)/etc/udev/rules.d/90-ferry.rules"
 	install -d -m 0755 "$(DESTDIR)/etc/systemd/system"
-	sed 's|^ExecStart=/usr/bin/ferry |ExecStart=$(PREFIX)/bin/ferry |' systemd/ferry@.service > "$(DESTDIR)/etc/systemd/system/ferry@.service.tmp"
-	chmod 0644 "$(DESTDIR)/etc/systemd/system/ferry@.service.tmp"
-	mv -f "$(DESTDIR)/etc/systemd/system/ferry@.service.tmp" "$(DESTDIR)/etc/systemd/system/ferry@.service"
+	for unit in ferry@.service ferry-toss.service; do \
+	  sed 's|^ExecStart=/usr/bin/ferry |ExecStart=$(PREFIX)/bin/ferry |' "systemd/$$unit" > "$(DESTDIR)/etc/systemd/system/$$unit.tmp" && \
+	  chmod 0644 "$(DESTDIR)/etc/systemd/system/$$unit.tmp" && \
+	  mv -f "$(DESTDIR)/etc/systemd/system/$$unit.tmp" "$(DESTDIR)/etc/systemd/system/$$unit" || exit 1; \
+	done
 	install -D -m 0644 config/ferry.toml.example "$(DESTDIR)/etc/ferry/ferry.toml.example"
 	@test -e "$(DESTDIR)/etc/ferry/ferry.toml" || echo "install: no /etc/ferry/ferry.toml yet; start from /etc/ferry/ferry.toml.example"
 ifeq ($(DESTDIR),)

@@ -8,7 +8,7 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Carries NNCP packets across an air gap on USB sticks, and keeps offline ZFS backup drives up to date.",
-        subcommands: [Handle.self, Identify.self, Enroll.self, Drive.self, Demo.self])
+        subcommands: [Handle.self, Identify.self, Enroll.self, Drive.self, Toss.self, Demo.self])
 }
 
 /// The options every command takes.
@@ -62,9 +62,45 @@ struct Handle: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let context = try options.context()
-            _ = try await Handler(context: context).handle(devnode: devnode)
+            try await stoppingOnSignals {
+                _ = try await Handler(context: context).handle(devnode: devnode)
+            }
         }
     }
+}
+
+struct Toss: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply what arrived: nncp-toss under the spool lock (what ferry-toss.service runs).")
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            let nncp = try await context.nncpConfig()
+            try await stoppingOnSignals {
+                let report = try await FerryCore.Toss(context: context, nncp: nncp).run()
+                if !report.succeeded { throw ExitCode(ExitStatus.failed.rawValue) }
+            }
+        }
+    }
+}
+
+/// Runs `body` in a task that SIGTERM and SIGINT cancel: systemd sends
+/// SIGTERM when the stick is pulled. Cancelling stops the running NNCP
+/// command (SIGTERM, then SIGKILL), and the mount is undone on the way out.
+func stoppingOnSignals(_ body: @escaping @Sendable () async throws -> Void) async throws {
+    let task = Task { try await body() }
+    let sources = [SIGTERM, SIGINT].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number)
+        source.setEventHandler { task.cancel() }
+        source.resume()
+        return source
+    }
+    defer { sources.forEach { $0.cancel() } }
+    try await task.value
 }
 
 struct Identify: AsyncParsableCommand {

@@ -25,7 +25,7 @@ struct RecognitionTests {
     func knownStick() async throws {
         var world = world()
         world.scratch.write("fixture/.ferry/identity", try enrolledIdentity(world))
-        let recognition = try await MediumRecognizer(context: world.context()).recognize(devnode: "/dev/sdz1")
+        let recognition = try await MediumRecognizer(context: world.context()).recognize(devnode: "/dev/sdz1", exclusive: true)
         #expect(recognition.verdict == .stick)
         #expect(recognition.reason.hasPrefix("enrolled by spooler at "))
         #expect(world.mounter.mounts == [.init(device: "/dev/sdz1", target: world.scratch.path + "/mnt/sdz1", readOnly: true)])

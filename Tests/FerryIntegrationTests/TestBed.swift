@@ -66,9 +66,22 @@ final class TestBed: @unchecked Sendable {
     static func with<T>(_ body: (TestBed) async throws -> T) async throws -> T {
         var template = Array("/tmp/ferry-it.XXXXXX".utf8CString)
         let directory = String(cString: mkdtemp(&template)!)
+        let handler = directory + "/handler.sh"
+        try """
+        #!/bin/sh
+        # The test's NNCP exec handler: keeps each stream in received/, and
+        # fails while the file handler-fails exists. There is no PATH here.
+        [ -e \(directory)/handler-fails ] && exit 1
+        /bin/mkdir -p \(directory)/received
+        exec /bin/cat > "\(directory)/received/$(/bin/date +%s%N)"
+        """.write(toFile: handler, atomically: false, encoding: .utf8)
+        chmod(handler, 0o755)
         let network = try await NNCPTestNetwork.create(
             in: directory,
-            nodes: [.init(name: "laptop", via: ["backupsvr": ["spooler"]]), .init(name: "spooler"), .init(name: "backupsvr")],
+            nodes: [
+                .init(name: "laptop", via: ["backupsvr": ["spooler"]]), .init(name: "spooler"),
+                .init(name: "backupsvr", exec: ["zfsreceive": [handler]]),
+            ],
             runner: SubprocessRunner())
         let bed = TestBed(directory: directory, network: network)
         for (host, peer) in [("spooler", "backupsvr"), ("backupsvr", "spooler")] {
@@ -94,6 +107,51 @@ final class TestBed: @unchecked Sendable {
     }
 
     func configPath(_ host: String) -> String { "\(directory)/\(host)/ferry.toml" }
+
+    func nodeID(_ name: String) throws -> String {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: network.config(name)))) as! [String: Any]
+        return (json["self"] as! [String: Any])["id"] as! String
+    }
+
+    /// The laptop queues `payload` for backupsvr's handler, and the packet
+    /// reaches the spooler through a directory (nncp-xfer), tossed there into
+    /// the queue for backupsvr.
+    func laptopSends(_ payload: [UInt8], nice: String = "B") async throws {
+        try await runner.check(
+            NNCP.exec(config: network.config("laptop"), nice: nice, node: "backupsvr", handle: "zfsreceive", arguments: ["laptop/root"]),
+            input: payload)
+        let directory = self.directory + "/lan"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try await sh(Tool.nncpXfer, "-cfg", network.config("laptop"), "-noprogress", "-tx", "-mkdir", "-node", "spooler", directory)
+        try await sh(Tool.nncpXfer, "-cfg", network.config("spooler"), "-noprogress", "-rx", directory)
+        try await sh(Tool.nncpToss, "-cfg", network.config("spooler"), "-noprogress", "-seen")
+    }
+
+    /// What the spooler still keeps queued for backupsvr.
+    func queuedAtSpooler() throws -> [QueuedPacket] {
+        try Spool(path: network.spool("spooler")).queued(for: nodeID("backupsvr"))
+    }
+
+    /// The streams backupsvr's handler received, oldest first.
+    func received() throws -> [Data] {
+        let directory = self.directory + "/received"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        return try names.map { try Data(contentsOf: URL(fileURLWithPath: directory + "/" + $0)) }
+    }
+
+    /// `host`'s report of its last visit.
+    func lastVisit(_ host: String) throws -> VisitReport {
+        try JSONDecoder().decode(
+            VisitReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(host)/state/last-visit.json")))
+    }
+
+    /// An ext4 stick enrolled at the spooler.
+    func enrolledStick(_ name: String = "stick", megabytes: Int = 64) async throws -> LoopDevice {
+        let stick = try await stick(name, megabytes: megabytes)
+        let enrol = try await ferry("spooler", "enroll", stick.devnode)
+        try #require(enrol.status == 0, "enroll failed: \(enrol.error)")
+        return stick
+    }
 
     func writeConfig(host: String, _ text: String) throws {
         try text.write(toFile: configPath(host), atomically: false, encoding: .utf8)

@@ -91,7 +91,8 @@ public struct FerryConfig: Sendable, Equatable {
         }
         let reader = TableReader(table: table, path: path, prefix: "")
         try reader.allowOnly([
-            "role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "receive", "rotation", "send",
+            "role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "receive", "rotation",
+            "send",
         ])
 
         guard let roleName = try reader.string("role") else {
@@ -112,7 +113,8 @@ public struct FerryConfig: Sendable, Equatable {
 
         if let command = try reader.stringArray("notify-command") {
             guard command.isEmpty || command[0].hasPrefix("/") else {
-                throw ConfigError(path: path, key: "notify-command", problem: "must start with an absolute path; under systemd there is no PATH")
+                throw ConfigError(
+                    path: path, key: "notify-command", problem: "must start with an absolute path; under systemd there is no PATH")
             }
             config.notifyCommand = command
         }

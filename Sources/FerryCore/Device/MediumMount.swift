@@ -4,12 +4,15 @@ import Logging
 /// Mounts a medium under `mount-root` for the length of `body`, with the safe
 /// options, and unmounts it afterwards whatever `body` did.
 ///
-/// A mount left behind by a crashed run on the same mount point is detached
-/// lazily first: the next plug-in recovers.
+/// With `exclusive` (the caller holds the spool lock) the mount point is
+/// `mount-root/KERNELNAME`, and a mount left there by a crashed run is
+/// detached lazily first: the next plug-in recovers. Without, a private mount
+/// point is used that no other run touches.
 public func withMountedMedium<T>(
     _ device: BlockDevice,
     readOnly: Bool,
     context: FerryContext,
+    exclusive: Bool = true,
     _ body: (SafeDirectory) async throws -> T
 ) async throws -> T {
     guard let type = device.filesystem.type else {
@@ -17,8 +20,8 @@ public func withMountedMedium<T>(
     }
     let mountRoot = context.config.mountRoot
     try FileManager.default.createDirectory(atPath: mountRoot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    let target = mountRoot + "/" + device.kernelName
-    if context.mounter.isMounted(target) {
+    let target = mountRoot + "/" + device.kernelName + (exclusive ? "" : ".look.\(getpid())")
+    if exclusive, context.mounter.isMounted(target) {
         context.logger.warning("a stale mount from an earlier run is in the way; detaching it", metadata: ["mount": "\(target)"])
         try context.mounter.unmount(target, lazy: true)
     }

@@ -26,7 +26,10 @@ public struct MediumRecognizer: Sendable {
         self.context = context
     }
 
-    public func recognize(devnode: String) async throws -> Recognition {
+    /// Recognises the medium at `devnode`. `exclusive` says the caller holds
+    /// the spool lock and may use the medium's own mount point; otherwise
+    /// (`ferry identify`) a private one is used beside it.
+    public func recognize(devnode: String, exclusive: Bool = false) async throws -> Recognition {
         let device = try context.inspector.inspect(devnode: devnode)
         let filesystem = device.filesystem
         if filesystem.isZFSMember {
@@ -38,7 +41,7 @@ public struct MediumRecognizer: Sendable {
             return Recognition(device: device, verdict: .unknown, reason: "it carries \(what)")
         }
         let nncp = try await context.nncpConfig()
-        return try await withMountedMedium(device, readOnly: true, context: context) { root in
+        return try await withMountedMedium(device, readOnly: true, context: context, exclusive: exclusive) { root in
             do {
                 let identity = try Self.readIdentity(root: root)
                 let enroller = try identity.verify(

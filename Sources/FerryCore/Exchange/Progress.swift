@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Tells people how a visit goes: a log line per step, and under systemd a
 /// `STATUS=` line (sd_notify) that `systemctl status` shows.

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// An exclusive lock on this host's NNCP spool, held by one visit or toss
 /// at a time: two sticks plugged in at once, or a second `ferry handle` for

@@ -21,7 +21,8 @@ public struct StickPackets: Sendable, Equatable, Codable {
     /// removed, never followed; leftover `nncpxfer*` temporaries of an
     /// interrupted copy are removed; every directory and packet is given to
     /// `owner`, since the other host's NNCP user has another uid.
-    public static func prepare(root: SafeDirectory, selfID: String, peerID: String, owner: Account?) throws -> (StickPackets, SafeDirectory) {
+    public static func prepare(root: SafeDirectory, selfID: String, peerID: String, owner: Account?) throws -> (StickPackets, SafeDirectory)
+    {
         var packets = StickPackets()
         if try root.kind(of: "nncp") == .symlink {
             try root.remove("nncp")
@@ -60,7 +61,9 @@ public struct StickPackets: Sendable, Equatable, Codable {
 
     /// Whether the directory entry `name` is a node directory to walk into.
     /// Links and special files are removed.
-    private static func keep(_ name: String, in directory: SafeDirectory, path: String, owner: Account?, packets: inout StickPackets) throws -> Bool {
+    private static func keep(_ name: String, in directory: SafeDirectory, path: String, owner: Account?, packets: inout StickPackets) throws
+        -> Bool
+    {
         switch try directory.kind(of: name) {
         case .directory:
             guard Spool.isPacketName(name) else { return false }

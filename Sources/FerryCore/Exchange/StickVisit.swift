@@ -19,11 +19,13 @@ public struct StickVisit: Sendable {
     private var config: FerryConfig { context.config }
     private var progress: Progress { Progress(logger: context.logger) }
 
-    /// Runs the visit for the stick `device`, recognised by `identity`.
+    /// Runs the visit for the stick `device`, recognised by `identity`. The
+    /// caller holds the spool lock.
     public func run(device: BlockDevice, identity: StickIdentity) async throws -> VisitReport {
         let peerName = config.peer ?? ""
         guard let peer = nncp.node(named: peerName), peer.id != nncp.selfID else {
-            throw ExchangeError(step: "setup", problem: "peer \(printable(peerName)) (peer in \(config.path)) is not a neighbour in \(nncp.path)")
+            throw ExchangeError(
+                step: "setup", problem: "peer \(printable(peerName)) (peer in \(config.path)) is not a neighbour in \(nncp.path)")
         }
         var report = VisitReport(
             role: config.role.rawValue, node: nncp.selfName, peer: peer.name,
@@ -31,7 +33,6 @@ public struct StickVisit: Sendable {
         report.lastToss = StateFile.read(TossReport.self, name: Toss.reportFile, stateDir: config.stateDir)
 
         do {
-            let lock = try await SpoolLock.acquire(stateDir: config.stateDir, logger: context.logger)
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
             let owner = config.nncpUser.isEmpty ? nil : Account(name: config.nncpUser)
             try await withMountedMedium(device, readOnly: false, context: context) { root in
@@ -42,15 +43,14 @@ public struct StickVisit: Sendable {
             }
             report.finished = context.clock.now().rfc3339
             try StateFile.write(report, name: "last-visit.json", stateDir: config.stateDir)
-            withExtendedLifetime(lock) {}
         } catch is CancellationError {
-            throw ExchangeError(step: "visit", problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on")
+            throw ExchangeError(
+                step: "visit",
+                problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on")
         }
-        progress.step("safe to remove", ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])
+        progress.step(
+            "safe to remove", ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])
         await notifySafeToRemove(device: device)
-        if config.role == .backupsvr {
-            await Toss(context: context, nncp: nncp).launchAfterVisit()
-        }
         return report
     }
 
@@ -76,7 +76,8 @@ public struct StickVisit: Sendable {
         let stickPath = root.realPath + "/nncp"
 
         progress.step("receiving from the stick", ["packets": "\(found.incomingCount)", "bytes": "\(found.incomingBytes)"])
-        let received = try await nncpCommand("nncp-xfer -rx", NNCP.xferReceive(config: nncp.path, directory: stickPath, timeout: config.exchange.commandTimeout))
+        let received = try await nncpCommand(
+            "nncp-xfer -rx", NNCP.xferReceive(config: nncp.path, directory: stickPath, timeout: config.exchange.commandTimeout))
         let left = try leftIncoming(nncpDirectory)
         let taken = found.incoming.flatMap { sender, packets in packets.filter { !(left[sender]?.contains($0.key) ?? false) }.map(\.value) }
         report.received = PacketCount(packets: taken.count, bytes: taken.reduce(0, +))
@@ -92,7 +93,8 @@ public struct StickVisit: Sendable {
             if !toss.status.succeeded { warn("nncp-toss failed (\(toss.status)): \(toss.errorTail())", &report) }
         case .backupsvr:
             progress.step("acknowledging what arrived")
-            let ack = try await nncpCommand("nncp-ack", NNCP.ack(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout))
+            let ack = try await nncpCommand(
+                "nncp-ack", NNCP.ack(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout))
             guard ack.status.succeeded else {
                 throw ExchangeError(step: "nncp-ack", problem: "\(ack.status): \(ack.errorTail())")
             }
@@ -102,7 +104,8 @@ public struct StickVisit: Sendable {
             throw ExchangeError(step: "setup", problem: "a laptop does not exchange sticks")
         }
 
-        try await send(root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, found: found, report: &report)
+        try await send(
+            root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, found: found, report: &report)
         report.pendingForPeer = PacketCount(try Spool(path: nncp.spool).queued(for: peer.id))
     }
 
@@ -120,21 +123,26 @@ public struct StickVisit: Sendable {
 
     /// Packets NNCP refused as damaged are removed from the stick: the sender
     /// keeps its copy until an ACK comes back, and sends it again next trip.
-    private func rejectLeftovers(_ left: [String: Set<String>], in nncpDirectory: SafeDirectory, output: CommandResult, report: inout VisitReport) throws {
+    private func rejectLeftovers(
+        _ left: [String: Set<String>], in nncpDirectory: SafeDirectory, output: CommandResult, report: inout VisitReport
+    ) throws {
         let errors = String(decoding: output.standardError + output.standardOutput, as: UTF8.self)
             .split(separator: "\n").filter { $0.contains("ERROR") }
         let mine = try nncpDirectory.subdirectory(nncp.selfID)
         for (sender, names) in left {
             for name in names.sorted() {
                 guard let line = errors.first(where: { $0.contains(name) }) else { continue }
-                let damaged = line.contains("mismatch") || line.contains("invalid") || line.contains("magic") || line.contains("unexpected EOF")
+                let damaged =
+                    line.contains("mismatch") || line.contains("invalid") || line.contains("magic") || line.contains("unexpected EOF")
                 guard damaged else {
                     warn("packet \(name) stays on the stick: \(printable(String(line), limit: 200))", &report)
                     continue
                 }
                 try mine.subdirectory(sender).remove(name)
                 report.rejected.append(name)
-                warn("NNCP refused packet \(name) (\(printable(String(line.split(separator: ":").last ?? ""), limit: 80).trimmingCharacters(in: .whitespaces))); removed it from the stick, so that the sender sends it again", &report)
+                warn(
+                    "NNCP refused packet \(name) (\(printable(String(line.split(separator: ":").last ?? ""), limit: 80).trimmingCharacters(in: .whitespaces))); removed it from the stick, so that the sender sends it again",
+                    &report)
             }
         }
         if !output.status.succeeded && report.rejected.isEmpty && left.isEmpty {
@@ -149,7 +157,8 @@ public struct StickVisit: Sendable {
         let spool = Spool(path: nncp.spool)
         let space = try root.space()
         let plan = CapacityPlan(
-            queued: try spool.queued(for: peer.id), onStick: found.outgoing, free: space.free, total: space.total, reserve: config.exchange.reserveBytes)
+            queued: try spool.queued(for: peer.id), onStick: found.outgoing, free: space.free, total: space.total,
+            reserve: config.exchange.reserveBytes)
         report.alreadyOnStick = plan.alreadyOnStick.count
         report.stayedBehind = plan.stayBehind
         report.tooBig = plan.tooBig
@@ -164,19 +173,24 @@ public struct StickVisit: Sendable {
         } else if plan.sendsEverything {
             progress.step("sending to \(peer.name)", ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)"])
             let sent = try await nncpCommand(
-                "nncp-xfer -tx", NNCP.xferSend(config: nncp.path, directory: stickPath, node: peer.name, keep: keep, timeout: config.exchange.commandTimeout))
+                "nncp-xfer -tx",
+                NNCP.xferSend(config: nncp.path, directory: stickPath, node: peer.name, keep: keep, timeout: config.exchange.commandTimeout)
+            )
             guard sent.status.succeeded else {
-                throw ExchangeError(step: "nncp-xfer -tx", problem: "\(sent.status): \(sent.errorTail()); what did not reach the stick stays queued")
+                throw ExchangeError(
+                    step: "nncp-xfer -tx", problem: "\(sent.status): \(sent.errorTail()); what did not reach the stick stays queued")
             }
         } else {
             progress.step(
-                "sending to \(peer.name) what fits", ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)", "staying": "\(plan.stayBehind.count)"])
+                "sending to \(peer.name) what fits",
+                ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)", "staying": "\(plan.stayBehind.count)"])
             try copyPlanned(plan.send, into: nncpDirectory, peer: peer, owner: owner, report: &report)
         }
 
         let onStick = try outgoingOnStick(nncpDirectory, peer: peer)
         let fresh = onStick.subtracting(found.outgoing)
-        report.sent = PacketCount(packets: fresh.count, bytes: try fresh.reduce(0) { $0 + (try outgoingSize($1, nncpDirectory, peer: peer)) })
+        report.sent = PacketCount(
+            packets: fresh.count, bytes: try fresh.reduce(0) { $0 + (try outgoingSize($1, nncpDirectory, peer: peer)) })
         if !keep {
             // backupsvr keeps nothing it has put on the stick: nothing
             // acknowledges an ACK, and that is what it mostly sends.
@@ -184,14 +198,17 @@ public struct StickVisit: Sendable {
             if !stillQueued.isEmpty {
                 let list = stillQueued.sorted().map { "\(peer.id)/\($0)\n" }.joined()
                 let removed = try await nncpCommand(
-                    "nncp-rm", NNCP.removePackets(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout), input: Array(list.utf8))
+                    "nncp-rm", NNCP.removePackets(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout),
+                    input: Array(list.utf8))
                 if !removed.status.succeeded { warn("nncp-rm failed (\(removed.status)): \(removed.errorTail())", &report) }
             }
         }
     }
 
     /// Copies the planned packets one by one, in plan order, until the stick is full.
-    private func copyPlanned(_ packets: [QueuedPacket], into nncpDirectory: SafeDirectory, peer: NNCPNode, owner: Account?, report: inout VisitReport) throws {
+    private func copyPlanned(
+        _ packets: [QueuedPacket], into nncpDirectory: SafeDirectory, peer: NNCPNode, owner: Account?, report: inout VisitReport
+    ) throws {
         let recipient = try nncpDirectory.subdirectory(peer.id, create: true)
         let target = try recipient.subdirectory(nncp.selfID, create: true)
         if let owner {
@@ -248,8 +265,10 @@ public struct StickVisit: Sendable {
         let tail = result.errorTail(lines: 3)
         context.logger.info(
             "\(name): \(result.status)",
-            metadata: ["seconds": "\(String(format: "%.2f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"]
-                .merging(tail.isEmpty ? [:] : ["output": "\(tail)"]) { $1 })
+            metadata: [
+                "seconds": "\(String(format: "%.2f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"
+            ]
+            .merging(tail.isEmpty ? [:] : ["output": "\(tail)"]) { $1 })
         return result
     }
 
@@ -261,7 +280,8 @@ public struct StickVisit: Sendable {
     private func notifySafeToRemove(device: BlockDevice) async {
         guard let executable = config.notifyCommand.first else { return }
         let command = Command(
-            executable, Array(config.notifyCommand.dropFirst()), environment: ["FERRY_EVENT": "safe-to-remove", "FERRY_DEVICE": device.devnode],
+            executable, Array(config.notifyCommand.dropFirst()),
+            environment: ["FERRY_EVENT": "safe-to-remove", "FERRY_DEVICE": device.devnode],
             timeout: .seconds(30))
         do {
             let result = try await context.runner.run(command, input: nil)

@@ -21,7 +21,8 @@ public struct Toss: Sendable {
     /// visit's unit when the stick is pulled, and would stop the toss with
     /// it. Elsewhere (the tests, a shell) it runs here and now.
     func launchAfterVisit() async {
-        let underSystemd = ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil
+        let underSystemd =
+            ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil
             && FileManager.default.fileExists(atPath: "/run/systemd/system")
         if underSystemd {
             do {

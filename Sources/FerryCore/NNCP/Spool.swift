@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One encrypted packet waiting in the spool for a node.
 public struct QueuedPacket: Sendable, Equatable, Codable {
@@ -93,7 +94,9 @@ public struct Spool: Sendable {
         if let account, info.st_uid != account.uid {
             throw SpoolError(
                 path: path,
-                problem: "is owned by uid \(info.st_uid), but NNCP commands run as \(user) (uid \(account.uid)); fix it with: chown -R \(user): \(path)")
+                problem:
+                    "is owned by uid \(info.st_uid), but NNCP commands run as \(user) (uid \(account.uid)); fix it with: chown -R \(user): \(path)"
+            )
         }
     }
 }

@@ -258,7 +258,7 @@ extension SafeDirectory {
         let isDirectory = try kind(of: name) == .directory
         do {
             try retryingEINTR { unlinkat(fd, name, isDirectory ? AT_REMOVEDIR : 0) }
-        } catch where error == .noSuchFileOrDirectory {
+        } catch  where error == .noSuchFileOrDirectory {
         } catch {
             throw FileAccessError(path: full, code: .system(error))
         }

@@ -1,0 +1,210 @@
+import FerryCore
+import Foundation
+import Testing
+
+func randomBytes(_ count: Int) throws -> [UInt8] {
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+    defer { try? handle.close() }
+    return Array(try handle.read(upToCount: count) ?? Data())
+}
+
+@Suite(
+    "The sneakernet exchange on real NNCP and loop-device sticks", .tags(.integration), .serialized,
+    .enabled(if: Requirements.isRoot, Requirements.rootOnly))
+struct ExchangeTests {
+    @Test("a stream crosses laptop, spooler, stick and backupsvr byte for byte, and the ACK releases the spooler's copy")
+    func roundTrip() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payload = try randomBytes(3 << 20)
+            try await bed.laptopSends(payload)
+            #expect(try bed.queuedAtSpooler().count == 1)
+
+            let atSpooler = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(atSpooler.status == 0, "\(atSpooler.error)")
+            #expect(atSpooler.error.contains("safe to remove"))
+            #expect(try bed.lastVisit("spooler").sent.packets == 1)
+            #expect(try bed.queuedAtSpooler().count == 1, "the spooler keeps its copy until the ACK")
+
+            let atBackupsvr = try await bed.ferry("backupsvr", "handle", stick.devnode)
+            #expect(atBackupsvr.status == 0, "\(atBackupsvr.error)")
+            let log = atBackupsvr.error
+            let safe = try #require(log.range(of: "safe to remove"))
+            let toss = try #require(log.range(of: "tossing: applying what arrived"))
+            #expect(safe.lowerBound < toss.lowerBound, "the stick is released before the long toss")
+            #expect(try bed.received() == [Data(payload)])
+            let report = try bed.lastVisit("backupsvr")
+            #expect(report.received.packets == 1)
+            #expect(report.acks == 1)
+            #expect(report.sent.packets == 1)
+
+            let back = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(back.status == 0, "\(back.error)")
+            #expect(try bed.lastVisit("spooler").received.packets == 1)
+            #expect(try bed.queuedAtSpooler().isEmpty, "the ACK deleted the kept copy")
+            let stat = try await bed.sh("/usr/bin/nncp-stat", "-cfg", bed.network.config("spooler"))
+            #expect(!stat.output.contains("Tx:") || stat.output.contains("Tx:        0 B,   0 pkts"))
+        }
+    }
+
+    @Test("handling the same stick twice in a row sends nothing twice and processes nothing twice")
+    func twice() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payload = try randomBytes(100_000)
+            try await bed.laptopSends(payload)
+            for _ in 0..<2 { #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0) }
+            let second = try bed.lastVisit("spooler")
+            #expect(second.sent.packets == 0)
+            #expect(second.alreadyOnStick == 1)
+            for _ in 0..<2 { #expect(try await bed.ferry("backupsvr", "handle", stick.devnode).status == 0) }
+            #expect(try bed.lastVisit("backupsvr").received.packets == 0)
+            #expect(try bed.received() == [Data(payload)])
+            #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+            #expect(try bed.queuedAtSpooler().isEmpty)
+        }
+    }
+
+    @Test("a stick too small for the queue carries what fits, by niceness then age, and the rest follows")
+    func tooSmall() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick(megabytes: 20)
+            var payloads: [[UInt8]] = []
+            for _ in 0..<3 {
+                payloads.append(try randomBytes(5 << 20))
+                try await bed.laptopSends(payloads.last!, nice: "B")
+            }
+            let urgent = try randomBytes(1 << 20)
+            try await bed.laptopSends(urgent, nice: "P")
+
+            #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+            let first = try bed.lastVisit("spooler")
+            #expect(first.sent.packets == 3)
+            #expect(first.stayedBehind.count == 1)
+            #expect(first.stayedBehind.first?.nice == 224)
+            #expect(try await bed.ferry("backupsvr", "handle", stick.devnode).status == 0)
+            let firstTrip = try bed.received()
+            #expect(firstTrip.contains(Data(urgent)), "the priority packet goes first")
+            #expect(firstTrip.count == 3)
+
+            #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+            #expect(try bed.lastVisit("spooler").stayedBehind.isEmpty)
+            #expect(try await bed.ferry("backupsvr", "handle", stick.devnode).status == 0)
+            #expect(Set(try bed.received()) == Set((payloads + [urgent]).map { Data($0) }))
+            #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+            #expect(try bed.queuedAtSpooler().isEmpty)
+        }
+    }
+
+    @Test("a packet larger than the whole stick is reported once, naming nncp-file -chunked, and never blocks the rest")
+    func tooBig() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick(megabytes: 16)
+            try await bed.laptopSends(try randomBytes(20 << 20))
+            let small = try randomBytes(50_000)
+            try await bed.laptopSends(small)
+            let first = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(first.status == 0, "\(first.error)")
+            #expect(first.error.contains("can never cross on it; send such data with nncp-file -chunked"))
+            let second = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(second.status == 0)
+            #expect(!second.error.contains("nncp-file -chunked"), "reported once")
+            #expect(try bed.lastVisit("spooler").tooBig.count == 1)
+            #expect(try await bed.ferry("backupsvr", "handle", stick.devnode).status == 0)
+            #expect(try bed.received() == [Data(small)])
+        }
+    }
+
+    @Test("a packet with a flipped byte is refused and reported; it arrives on a later trip")
+    func flippedByte() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payload = try randomBytes(200_000)
+            try await bed.laptopSends(payload)
+            #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+            let backupsvr = try bed.nodeID("backupsvr")
+            let spooler = try bed.nodeID("spooler")
+            try bed.tamper(stick) { root in
+                let directory = "\(root)/nncp/\(backupsvr)/\(spooler)"
+                let name = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first)
+                var bytes = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)"))
+                bytes[5000] ^= 0x01
+                try bytes.write(to: URL(fileURLWithPath: "\(directory)/\(name)"))
+            }
+            let refused = try await bed.ferry("backupsvr", "handle", stick.devnode)
+            #expect(refused.status == 0, "\(refused.error)")
+            #expect(refused.error.contains("NNCP refused packet"))
+            #expect(try bed.lastVisit("backupsvr").rejected.count == 1)
+            #expect(try bed.received().isEmpty)
+
+            #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+            #expect(try bed.lastVisit("spooler").sent.packets == 1, "the kept copy goes again")
+            #expect(try await bed.ferry("backupsvr", "handle", stick.devnode).status == 0)
+            #expect(try bed.received() == [Data(payload)])
+        }
+    }
+
+    @Test("links in the stick's nncp tree are removed and never followed")
+    func symlinks() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let outside = bed.directory + "/outside"
+            try "precious".write(toFile: outside, atomically: false, encoding: .utf8)
+            let spooler = try bed.nodeID("spooler")
+            let backupsvr = try bed.nodeID("backupsvr")
+            let fakePacket = String(repeating: "A", count: 52)
+            try bed.tamper(stick) { root in
+                let manager = FileManager.default
+                try manager.createDirectory(atPath: "\(root)/nncp/\(spooler)/\(backupsvr)", withIntermediateDirectories: true)
+                try manager.createSymbolicLink(atPath: "\(root)/nncp/\(spooler)/\(backupsvr)/\(fakePacket)", withDestinationPath: outside)
+                try manager.createSymbolicLink(
+                    atPath: "\(root)/nncp/\(String(repeating: "B", count: 52))", withDestinationPath: bed.directory)
+            }
+            let handle = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(handle.status == 0, "\(handle.error)")
+            #expect(try bed.lastVisit("spooler").removed.count == 2)
+            #expect(try String(contentsOfFile: outside, encoding: .utf8) == "precious")
+            try bed.tamper(stick) { root in
+                #expect(!FileManager.default.fileExists(atPath: "\(root)/nncp/\(spooler)/\(backupsvr)/\(fakePacket)"))
+            }
+        }
+    }
+
+    @Test("an exec handler that fails leaves its packet queued, and a later toss applies it")
+    func failingHandler() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payload = try randomBytes(100_000)
+            try await bed.laptopSends(payload)
+            #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+            FileManager.default.createFile(atPath: bed.directory + "/handler-fails", contents: nil)
+            let failed = try await bed.ferry("backupsvr", "handle", stick.devnode)
+            #expect(failed.status == 0, "the stick was handled; the toss is separate")
+            #expect(failed.error.contains("toss finished with errors"))
+            #expect(try bed.received().isEmpty)
+            try FileManager.default.removeItem(atPath: bed.directory + "/handler-fails")
+            let retried = try await bed.ferry("backupsvr", "handle", stick.devnode)
+            #expect(retried.status == 0)
+            #expect(try bed.received() == [Data(payload)])
+            #expect(try bed.lastVisit("backupsvr").lastToss?.succeeded == false, "the failed toss travels with the next visit")
+        }
+    }
+
+    @Test("packets on the stick for another node are reported and left there")
+    func foreignPackets() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let laptop = try bed.nodeID("laptop")
+            let spooler = try bed.nodeID("spooler")
+            try bed.tamper(stick) { root in
+                try FileManager.default.createDirectory(atPath: "\(root)/nncp/\(laptop)/\(spooler)", withIntermediateDirectories: true)
+                try "x".write(
+                    toFile: "\(root)/nncp/\(laptop)/\(spooler)/\(String(repeating: "C", count: 52))", atomically: false, encoding: .utf8)
+            }
+            let handle = try await bed.ferry("backupsvr", "handle", stick.devnode)
+            #expect(handle.status == 0, "\(handle.error)")
+            #expect(handle.error.contains("1 packet(s) on the stick are for laptop, not for this node"))
+            #expect(try bed.lastVisit("backupsvr").foreign == ["laptop": 1])
+        }
+    }
+}
