@@ -63,8 +63,10 @@ public struct CommandResult: Sendable, Equatable {
     /// The last lines of standard error, for a log line or an error message.
     public func errorTail(lines: Int = 3) -> String {
         let text = String(decoding: standardError.suffix(4096), as: UTF8.self)
+        // The reason stands at the end of a long NNCP line, after the paths.
         return text.split(separator: "\n", omittingEmptySubsequences: true).suffix(lines)
-            .map { printable(String($0), limit: 200) }.joined(separator: " | ")
+            .map { line in line.count > 240 ? "…" + printable(String(line.suffix(240)), limit: 240) : printable(String(line), limit: 240) }
+            .joined(separator: " | ")
     }
 }
 
@@ -73,6 +75,8 @@ public struct CommandError: FerryError {
     public enum Code: Sendable, Equatable {
         case launchFailed(String)
         case failed(TerminationStatus, stderrTail: String)
+        /// The task running it was cancelled (SIGTERM); the command was stopped.
+        case cancelled
     }
     public var command: Command
     public var code: Code
@@ -88,6 +92,8 @@ public struct CommandError: FerryError {
             "could not run \(command.executable): \(reason)"
         case .failed(let status, let tail):
             "\(command) failed (\(status))" + (tail.isEmpty ? "" : ": \(tail)")
+        case .cancelled:
+            "\(command.executable) was stopped: ferry was interrupted"
         }
     }
 }

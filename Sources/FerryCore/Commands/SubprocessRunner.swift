@@ -51,6 +51,7 @@ public struct SubprocessRunner: CommandRunner {
                 return result
             }
         } catch {
+            if error is CancellationError || Task.isCancelled { throw CommandError(command: command, code: .cancelled) }
             throw CommandError(command: command, code: .launchFailed("\(error)"))
         }
     }

@@ -43,10 +43,10 @@ public struct StickVisit: Sendable {
             }
             report.finished = context.clock.now().rfc3339
             try StateFile.write(report, name: "last-visit.json", stateDir: config.stateDir)
+        } catch let error as CommandError where error.code == .cancelled {
+            throw ExchangeError.interrupted
         } catch is CancellationError {
-            throw ExchangeError(
-                step: "visit",
-                problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on")
+            throw ExchangeError.interrupted
         }
         progress.step(
             "safe to remove", ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])

@@ -59,6 +59,9 @@ public struct ExchangeError: FerryError {
     public var problem: String
 
     public var description: String { "\(step): \(problem)" }
+
+    static let interrupted = ExchangeError(
+        step: "visit", problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on")
 }
 
 /// The small JSON files ferry keeps in `state-dir`.

@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+import FerryCore
+
+/// A `ferry handle` running in the background, so that a test can kill it,
+/// stop it or race it mid-visit.
+final class BackgroundFerry: @unchecked Sendable {
+    let process = Process()
+    let log: String
+
+    init(_ bed: TestBed, host: String, _ arguments: [String], name: String) throws {
+        log = "\(bed.directory)/\(name).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: FerryBinary.path)
+        process.arguments = arguments + ["--config", bed.configPath(host)]
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardError = process.standardOutput
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// The processes in ferry's process group (ferry and the commands it runs).
+    func group() -> [(pid: Int32, command: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap { name -> (Int32, String)? in
+            guard let pid = Int32(name),
+                let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 3, fields[0] != "Z", Int32(fields[2]) == self.pid else { return nil }
+            let command = (try? String(contentsOfFile: "/proc/\(name)/cmdline", encoding: .utf8))?.replacingOccurrences(of: "\0", with: " ") ?? ""
+            return (pid, command)
+        }
+    }
+
+    /// Waits until a command whose argv holds all of `words` runs under ferry.
+    func waitForChild(_ words: [String], seconds: Double = 60) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, process.isRunning {
+            if group().contains(where: { child in words.allSatisfy { child.command.contains($0) } }) { return true }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+
+    /// Sends `signal` to ferry alone, or to its whole process group as
+    /// systemd does to a unit's control group.
+    func kill(_ signal: Int32, wholeGroup: Bool) {
+        if wholeGroup {
+            for member in group() { Glibc.kill(member.pid, signal) }
+        }
+        Glibc.kill(pid, signal)
+    }
+
+    func exit(seconds: Double = 60) async throws -> Int32 {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        guard !process.isRunning else { return -1 }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+}
+
+@Suite(
+    "Faults during a visit: kills, stops, a read-only stick, two at once", .tags(.integration), .serialized,
+    .enabled(if: Requirements.isRoot, Requirements.rootOnly))
+struct FaultTests {
+    /// Sends everything across until backupsvr has all of `payloads` and the
+    /// spooler keeps nothing: nothing was lost.
+    func finishTrips(_ bed: TestBed, _ stick: LoopDevice, _ payloads: [[UInt8]]) async throws {
+        for _ in 0..<3 {
+            for host in ["spooler", "backupsvr"] {
+                let run = try await bed.ferry(host, "handle", stick.devnode)
+                #expect(run.status == 0, "\(host): \(run.error)")
+            }
+        }
+        #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
+        #expect(Set(try bed.received()) == Set(payloads.map { Data($0) }))
+        #expect(try bed.received().count == payloads.count, "nothing processed twice")
+        #expect(try bed.queuedAtSpooler().isEmpty)
+    }
+
+    func mountPoint(_ bed: TestBed, _ host: String, _ stick: LoopDevice) -> String {
+        "\(bed.directory)/\(host)/mnt/\(URL(fileURLWithPath: stick.devnode).lastPathComponent)"
+    }
+
+    func load(_ bed: TestBed) async throws -> [[UInt8]] {
+        var payloads: [[UInt8]] = []
+        for _ in 0..<3 {
+            payloads.append(try randomBytes(12 << 20))
+            try await bed.laptopSends(payloads.last!)
+        }
+        return payloads
+    }
+
+    @Test("ferry killed with SIGKILL during tx at the spooler and during rx at backupsvr loses nothing")
+    func sigkill() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payloads = try await load(bed)
+
+            let tx = try BackgroundFerry(bed, host: "spooler", ["handle", stick.devnode], name: "tx")
+            #expect(try await tx.waitForChild(["nncp-xfer", "-tx"]))
+            tx.kill(SIGKILL, wholeGroup: true)
+            #expect(try await tx.exit() == 128 + SIGKILL)
+            #expect(LinuxMounter().isMounted(mountPoint(bed, "spooler", stick)), "a killed ferry leaves its mount behind")
+
+            let recovered = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(recovered.status == 0, "the next plug-in recovers: \(recovered.error)")
+            let rx = try BackgroundFerry(bed, host: "backupsvr", ["handle", stick.devnode], name: "rx")
+            #expect(try await rx.waitForChild(["nncp-xfer", "-rx"]))
+            rx.kill(SIGKILL, wholeGroup: true)
+            #expect(try await rx.exit() == 128 + SIGKILL)
+            // The stick now travels to the spooler. Under systemd the killed
+            // unit's private mount namespace, and the mount in it, die with
+            // the unit; here the test drops the mount as that would.
+            try LinuxMounter().unmount(mountPoint(bed, "backupsvr", stick), lazy: true)
+
+            try await finishTrips(bed, stick, payloads)
+        }
+    }
+
+    @Test("SIGTERM (the stick pulled) stops the NNCP command, unmounts, and exits 1; the next plug-in recovers")
+    func sigterm() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payloads = try await load(bed)
+            let visit = try BackgroundFerry(bed, host: "spooler", ["handle", stick.devnode], name: "term")
+            #expect(try await visit.waitForChild(["nncp-xfer", "-tx"]))
+            visit.kill(SIGTERM, wholeGroup: false)
+            let status = try await visit.exit(seconds: 30)
+            #expect(status == 1 || status == 0, "\(visit.output)")
+            if status == 1 { #expect(visit.output.contains("interrupted")) }
+            #expect(!LinuxMounter().isMounted(mountPoint(bed, "spooler", stick)))
+            #expect(visit.group().isEmpty, "no NNCP command outlives ferry")
+            try await finishTrips(bed, stick, payloads)
+        }
+    }
+
+    @Test("a stick remounted read-only mid-transfer fails the visit clearly, and nothing is lost")
+    func readOnly() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payloads = try await load(bed)
+            let visit = try BackgroundFerry(bed, host: "spooler", ["handle", stick.devnode], name: "ro")
+            #expect(try await visit.waitForChild(["nncp-xfer", "-tx"]))
+            // ext4 refuses the remount while a file is open for writing, so
+            // it is retried until it lands between two packets.
+            var remounted = false
+            while !remounted, visit.group().contains(where: { $0.command.contains("-tx") }) {
+                let result = try await bed.runner.run(
+                    Command("/usr/bin/mount", ["-o", "remount,ro", mountPoint(bed, "spooler", stick)], timeout: .seconds(10)), input: nil)
+                remounted = result.status.succeeded
+            }
+            let status = try await visit.exit()
+            if status == 1 {
+                #expect(remounted)
+                #expect(visit.output.contains("read-only file system"), "\(visit.output)")
+            } else {
+                #expect(status == 0, "\(visit.output)")
+            }
+            #expect(!visit.output.contains("Fatal error"))
+            #expect(!LinuxMounter().isMounted(mountPoint(bed, "spooler", stick)))
+            try await finishTrips(bed, stick, payloads)
+        }
+    }
+
+    @Test("two ferry handle runs for the same stick never overlap: the second waits for the spool lock")
+    func concurrent() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payloads = try await load(bed)
+            let first = try BackgroundFerry(bed, host: "spooler", ["handle", stick.devnode], name: "first")
+            let second = try BackgroundFerry(bed, host: "spooler", ["handle", stick.devnode], name: "second")
+            #expect(try await first.exit() == 0, "\(first.output)")
+            #expect(try await second.exit() == 0, "\(second.output)")
+            #expect((first.output + second.output).contains("another ferry is using the NNCP spool; waiting for it"))
+            try await finishTrips(bed, stick, payloads)
+        }
+    }
+}
