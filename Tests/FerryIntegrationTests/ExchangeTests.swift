@@ -208,3 +208,74 @@ struct ExchangeTests {
         }
     }
 }
+
+@Suite(
+    "NNCP commands run as nncp-user", .tags(.integration), .serialized,
+    .enabled(if: Requirements.isRoot && Account(name: "nncp") != nil, "needs root and the nncp user from Debian's nncp package"))
+struct NNCPUserTests {
+    /// Hands the spooler's and backupsvr's NNCP files to the nncp user, as
+    /// on a real host, and makes ferry run the NNCP commands as that user.
+    func useNNCPUser(_ bed: TestBed) async throws {
+        chmod(bed.directory, 0o755)
+        try FileManager.default.createDirectory(atPath: bed.directory + "/received", withIntermediateDirectories: true)
+        for path in [bed.directory + "/spooler", bed.directory + "/backupsvr", bed.directory + "/received"] {
+            try await bed.sh("/usr/bin/chown", "-R", "nncp:nncp", path)
+        }
+        for (host, peer) in [("spooler", "backupsvr"), ("backupsvr", "spooler")] {
+            try bed.writeConfig(
+                host: host,
+                """
+                role = "\(host)"
+                nncp-config = "\(bed.network.config(host))"
+                nncp-user = "nncp"
+                peer = "\(peer)"
+                state-dir = "\(bed.directory)/\(host)/state"
+                mount-root = "\(bed.directory)/\(host)/mnt"
+                """)
+        }
+    }
+
+    @Test("a round trip with every NNCP command run as nncp through runuser, the stick's tree given to nncp")
+    func roundTrip() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payload = try randomBytes(500_000)
+            try await bed.laptopSends(payload)
+            try await useNNCPUser(bed)
+            for host in ["spooler", "backupsvr", "spooler"] {
+                let run = try await bed.ferry(host, "handle", stick.devnode)
+                #expect(run.status == 0, "\(host): \(run.error)")
+                #expect(!run.error.contains("warning"), "\(host): \(run.error)")
+            }
+            #expect(try bed.received() == [Data(payload)])
+            #expect(try bed.queuedAtSpooler().isEmpty)
+        }
+    }
+
+    @Test("a spool owned by the wrong user is reported in one line that says how to fix it")
+    func wrongOwner() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            try await useNNCPUser(bed)
+            try await bed.sh("/usr/bin/chown", "root:root", bed.network.spool("spooler"))
+            let run = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(run.status == 1)
+            #expect(run.error.contains("is owned by uid 0, but NNCP commands run as nncp"))
+            #expect(run.error.contains("fix it with: chown -R nncp: \(bed.network.spool("spooler"))"))
+            #expect(!LinuxMounter().isMounted("\(bed.directory)/spooler/mnt/\(URL(fileURLWithPath: stick.devnode).lastPathComponent)"))
+        }
+    }
+
+    @Test("a missing spool is made on the first run, owned by nncp")
+    func missingSpool() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            try await useNNCPUser(bed)
+            try FileManager.default.removeItem(atPath: bed.network.spool("spooler"))
+            let run = try await bed.ferry("spooler", "handle", stick.devnode)
+            #expect(run.status == 0, "\(run.error)")
+            let owner = try FileManager.default.attributesOfItem(atPath: bed.network.spool("spooler"))[.ownerAccountName] as? String
+            #expect(owner == "nncp")
+        }
+    }
+}

@@ -1,6 +1,6 @@
+import FerryCore
 import Foundation
 import Testing
-import FerryCore
 
 /// A `ferry handle` running in the background, so that a test can kill it,
 /// stop it or race it mid-visit.
@@ -30,7 +30,8 @@ final class BackgroundFerry: @unchecked Sendable {
             else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 3, fields[0] != "Z", Int32(fields[2]) == self.pid else { return nil }
-            let command = (try? String(contentsOfFile: "/proc/\(name)/cmdline", encoding: .utf8))?.replacingOccurrences(of: "\0", with: " ") ?? ""
+            let command =
+                (try? String(contentsOfFile: "/proc/\(name)/cmdline", encoding: .utf8))?.replacingOccurrences(of: "\0", with: " ") ?? ""
             return (pid, command)
         }
     }

@@ -19,7 +19,8 @@ public func withMountedMedium<T>(
         throw DeviceError(devnode: device.devnode, code: .probeFailed("no filesystem to mount"))
     }
     let mountRoot = context.config.mountRoot
-    try FileManager.default.createDirectory(atPath: mountRoot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    // 0711: nncp-user must pass through to the stick, but may not list it.
+    try FileManager.default.createDirectory(atPath: mountRoot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
     let target = mountRoot + "/" + device.kernelName + (exclusive ? "" : ".look.\(getpid())")
     if exclusive, context.mounter.isMounted(target) {
         context.logger.warning("a stale mount from an earlier run is in the way; detaching it", metadata: ["mount": "\(target)"])

@@ -29,7 +29,10 @@ public struct StickPackets: Sendable, Equatable, Codable {
             packets.removed.append("nncp (a symbolic link)")
         }
         let nncp = try root.subdirectory("nncp", create: true, mode: 0o755)
-        if let owner { try root.setOwner("nncp", to: owner) }
+        if let owner {
+            try root.setOwner("nncp", to: owner)
+            try root.allowTraversal()
+        }
         for recipient in try nncp.entries() {
             guard try keep(recipient, in: nncp, path: "nncp", owner: owner, packets: &packets) else { continue }
             let recipientDirectory = try nncp.subdirectory(recipient)

@@ -129,24 +129,29 @@ public struct StickVisit: Sendable {
         let errors = String(decoding: output.standardError + output.standardOutput, as: UTF8.self)
             .split(separator: "\n").filter { $0.contains("ERROR") }
         let mine = try nncpDirectory.subdirectory(nncp.selfID)
+        var stuck: [String] = []
         for (sender, names) in left {
             for name in names.sorted() {
-                guard let line = errors.first(where: { $0.contains(name) }) else { continue }
+                let line = errors.first(where: { $0.contains(name) }).map(String.init) ?? ""
                 let damaged =
                     line.contains("mismatch") || line.contains("invalid") || line.contains("magic") || line.contains("unexpected EOF")
                 guard damaged else {
-                    warn("packet \(name) stays on the stick: \(printable(String(line), limit: 200))", &report)
+                    stuck.append(name)
                     continue
                 }
                 try mine.subdirectory(sender).remove(name)
                 report.rejected.append(name)
-                warn(
-                    "NNCP refused packet \(name) (\(printable(String(line.split(separator: ":").last ?? ""), limit: 80).trimmingCharacters(in: .whitespaces))); removed it from the stick, so that the sender sends it again",
-                    &report)
+                let reason = printable(String(line.split(separator: ":").last ?? ""), limit: 80).trimmingCharacters(in: .whitespaces)
+                warn("NNCP refused packet \(name) (\(reason)); removed it from the stick, so that the sender sends it again", &report)
             }
         }
-        if !output.status.succeeded && report.rejected.isEmpty && left.isEmpty {
-            throw ExchangeError(step: "nncp-xfer -rx", problem: "\(output.status): \(output.errorTail())")
+        guard output.status.succeeded || stuck.isEmpty else {
+            throw ExchangeError(
+                step: "nncp-xfer -rx",
+                problem: "\(output.status), and \(stuck.count) packet(s) stay on the stick: \(output.errorTail(lines: 2))")
+        }
+        for name in stuck {
+            warn("packet \(name) stays on the stick: nncp-xfer -rx did not take it", &report)
         }
     }
 

@@ -274,6 +274,20 @@ extension SafeDirectory {
         }
     }
 
+    /// Lets every user pass through this directory (o+x), as nncp-user must
+    /// to reach `nncp/` on a stick whose top directory is root's alone.
+    public func allowTraversal() throws(FileAccessError) {
+        var info = stat()
+        do {
+            try retryingEINTR { fstat(fd, &info) }
+            if info.st_mode & 0o001 == 0 {
+                try retryingEINTR { fchmod(fd, (info.st_mode & 0o7777) | 0o001) }
+            }
+        } catch {
+            throw FileAccessError(path: path, code: .system(error))
+        }
+    }
+
     /// The size in bytes of the entry `name`, without following a link.
     public func size(of name: String) throws(FileAccessError) -> UInt64 {
         let full = try child(name)

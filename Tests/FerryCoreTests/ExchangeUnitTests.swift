@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+@testable import FerryCore
+
+@Suite("Capacity planning")
+struct CapacityPlanTests {
+    func packet(_ name: Character, _ size: UInt64, nice: UInt8 = 224, age: TimeInterval = 0) -> QueuedPacket {
+        QueuedPacket(name: String(repeating: name, count: 52), size: size, nice: nice, queued: Date(timeIntervalSince1970: 1_000_000 - age))
+    }
+
+    @Test("packets go by niceness, then age, as many as fit; the rest stays behind")
+    func order() {
+        let queued = [
+            packet("A", 4 << 20, age: 10), packet("B", 4 << 20, age: 20), packet("C", 1 << 20, nice: 96), packet("D", 4 << 20, age: 5),
+        ]
+        let plan = CapacityPlan(queued: queued, onStick: [], free: 10 << 20, total: 64 << 20, reserve: 1 << 20)
+        #expect(plan.send.map(\.name.first) == ["C", "B"])
+        #expect(plan.stayBehind.map(\.name.first) == ["A", "D"])
+        #expect(!plan.sendsEverything)
+    }
+
+    @Test("a packet larger than the whole stick is set apart; one already on the stick is not sent again")
+    func tooBigAndPresent() {
+        let plan = CapacityPlan(
+            queued: [packet("A", 100 << 20), packet("B", 1000), packet("C", 1000)], onStick: [String(repeating: "C", count: 52)],
+            free: 60 << 20, total: 64 << 20, reserve: 1 << 20)
+        #expect(plan.tooBig.map(\.name.first) == ["A"])
+        #expect(plan.alreadyOnStick.map(\.name.first) == ["C"])
+        #expect(plan.send.map(\.name.first) == ["B"])
+        #expect(!plan.sendsEverything)
+    }
+
+    @Test("when everything fits, nncp-xfer may send the whole queue")
+    func everything() {
+        let plan = CapacityPlan(
+            queued: [packet("A", 1000), packet("B", 2000)], onStick: [], free: 60 << 20, total: 64 << 20, reserve: 1 << 20)
+        #expect(plan.sendsEverything)
+        #expect(plan.sendBytes == 3000)
+    }
+}
+
+@Suite("The stick's nncp tree and the spool")
+struct StickTreeTests {
+    let scratch = TemporaryDirectory()
+    let me = String(repeating: "M", count: 52)
+    let peer = String(repeating: "P", count: 52)
+    let other = String(repeating: "O", count: 52)
+    let packet = String(repeating: "K", count: 52)
+
+    @Test("incoming, outgoing and foreign packets are counted; links and leftover temporaries are removed")
+    func walk() throws {
+        scratch.write("nncp/\(me)/\(peer)/\(packet)", "12345")
+        scratch.write("nncp/\(peer)/\(me)/\(packet)", "x")
+        scratch.write("nncp/\(peer)/\(me)/nncpxfer123", "partial")
+        scratch.write("nncp/\(other)/\(me)/\(packet)", "x")
+        try FileManager.default.createSymbolicLink(
+            atPath: scratch.path + "/nncp/\(me)/\(peer)/" + String(repeating: "L", count: 52), withDestinationPath: "/etc/passwd")
+        let (found, _) = try StickPackets.prepare(root: SafeDirectory(path: scratch.path), selfID: me, peerID: peer, owner: nil)
+        #expect(found.incoming == [peer: [packet: 5]])
+        #expect(found.outgoing == [packet])
+        #expect(found.foreign == [other: 1])
+        #expect(found.removed.count == 2)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/nncp/\(peer)/\(me)/nncpxfer123"))
+    }
+
+    @Test("a new stick gets its nncp directory")
+    func fresh() throws {
+        let (found, directory) = try StickPackets.prepare(root: SafeDirectory(path: scratch.path), selfID: me, peerID: peer, owner: nil)
+        #expect(found == StickPackets())
+        #expect(directory.path.hasSuffix("/nncp"))
+    }
+
+    @Test("the niceness is read from the packet header")
+    func niceness() throws {
+        scratch.write("spool/\(peer)/tx/\(packet)", "NNCPE\0\0\u{6}\0\0\0\u{60}rest")
+        scratch.write("spool/\(peer)/tx/junk", "x")
+        let queued = try Spool(path: scratch.path + "/spool").queued(for: peer)
+        #expect(queued.map(\.nice) == [96])
+        #expect(queued.map(\.name) == [packet])
+    }
+
+    @Test("a missing spool is made; an unknown nncp-user is named")
+    func spool() throws {
+        let spool = Spool(path: scratch.path + "/spool")
+        try spool.prepare(owner: "")
+        #expect(FileManager.default.fileExists(atPath: scratch.path + "/spool"))
+        #expect { try Spool(path: scratch.path + "/other").prepare(owner: "no-such-user-here") } throws: {
+            "\($0)".contains("nncp-user no-such-user-here does not exist")
+        }
+    }
+}
+
+@Suite("NNCP exchange commands")
+struct ExchangeCommandTests {
+    @Test("the spooler keeps its copies; backupsvr moves them")
+    func xfer() {
+        #expect(
+            NNCP.xferSend(config: "/c", directory: "/s/nncp", node: "backupsvr", keep: true, timeout: .seconds(1)).arguments
+                == ["-cfg", "/c", "-noprogress", "-tx", "-mkdir", "-keep", "-node", "backupsvr", "/s/nncp"])
+        #expect(
+            !NNCP.xferSend(config: "/c", directory: "/s", node: "spooler", keep: false, timeout: .seconds(1)).arguments.contains("-keep"))
+        #expect(
+            NNCP.xferReceive(config: "/c", directory: "/s/nncp", timeout: .seconds(1)).arguments == [
+                "-cfg", "/c", "-noprogress", "-rx", "-mkdir", "/s/nncp",
+            ])
+    }
+
+    @Test("nncp-ack's list on descriptor 4 comes out on standard output")
+    func ack() {
+        let command = NNCP.ack(config: "/c", node: "spooler", timeout: .seconds(1))
+        #expect(command.executable == "/bin/sh")
+        #expect(
+            command.arguments == [
+                "-c", "exec \"$@\" 4>&1 1>&2", "nncp-ack", "/usr/bin/nncp-ack", "-cfg", "/c", "-noprogress", "-node", "spooler",
+            ])
+    }
+
+    @Test("durations read as the config writes them", arguments: [("90s", 90), ("30m", 1800), ("6h", 21600), ("14d", 1_209_600)])
+    func durations(text: String, seconds: Int64) {
+        #expect(parseDuration(text) == .seconds(seconds))
+    }
+
+    @Test("bad durations are refused", arguments: ["", "14", "d", "-1d", "1w", "1.5h"])
+    func badDurations(text: String) {
+        #expect(parseDuration(text) == nil)
+    }
+}
