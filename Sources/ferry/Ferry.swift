@@ -65,6 +65,7 @@ struct Handle: AsyncParsableCommand {
             try await stoppingOnSignals {
                 _ = try await Handler(context: context).handle(devnode: devnode)
             }
+            context.logger.debug("done", metadata: ["peak-rss-kib": "\(peakResidentKiB())"])
         }
     }
 }
@@ -85,6 +86,14 @@ struct Toss: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// This process's own peak resident size (getrusage RUSAGE_SELF), without
+/// the NNCP commands it ran.
+func peakResidentKiB() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss
 }
 
 /// Runs `body` in a task that SIGTERM and SIGINT cancel: systemd sends

@@ -52,6 +52,12 @@ final class FakeMounter: Mounter {
         }
     }
 
+    func remount(_ target: String, readOnly: Bool) throws(MountError) {
+        state.withLock { state in
+            if let last = state.mounts.lastIndex(where: { $0.target == target }) { state.mounts[last].readOnly = readOnly }
+        }
+    }
+
     func unmount(_ target: String, lazy: Bool) throws(MountError) {
         state.withLock { $0.unmounts.append(target) }
         let manager = FileManager.default

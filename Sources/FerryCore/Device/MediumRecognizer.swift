@@ -31,6 +31,16 @@ public struct MediumRecognizer: Sendable {
     /// (`ferry identify`) a private one is used beside it.
     public func recognize(devnode: String, exclusive: Bool = false) async throws -> Recognition {
         let device = try context.inspector.inspect(devnode: devnode)
+        if let decided = try classify(device) { return decided }
+        let nncp = try await context.nncpConfig()
+        return try await withMountedMedium(device, readOnly: true, context: context, exclusive: exclusive) { root in
+            try check(root: root, device: device, nncp: nncp)
+        }
+    }
+
+    /// The verdict on a medium that needs no mount: a drive, or anything
+    /// that is not a stick's filesystem. Nil for a possible stick.
+    public func classify(_ device: BlockDevice) throws -> Recognition? {
         let filesystem = device.filesystem
         if filesystem.isZFSMember {
             return try recognizeDrive(device)
@@ -40,20 +50,21 @@ public struct MediumRecognizer: Sendable {
                 filesystem.type.map { "a \(printable($0)) filesystem, which ferry does not use" } ?? "no filesystem that libblkid knows"
             return Recognition(device: device, verdict: .unknown, reason: "it carries \(what)")
         }
-        let nncp = try await context.nncpConfig()
-        return try await withMountedMedium(device, readOnly: true, context: context, exclusive: exclusive) { root in
-            do {
-                let identity = try Self.readIdentity(root: root)
-                let enroller = try identity.verify(
-                    device: device, nncp: nncp, trusting: context.config.peer, path: Self.identityPath(root))
-                return Recognition(
-                    device: device, verdict: .stick,
-                    reason:
-                        "enrolled by \(enroller.id == nncp.selfID ? "this node" : enroller.name) at \(printable(identity.enrolled, limit: 40))",
-                    identity: identity)
-            } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
-                return Recognition(device: device, verdict: .unknown, reason: "\(error)")
-            }
+        return nil
+    }
+
+    /// Reads and verifies the identity of the stick mounted at `root`.
+    public func check(root: SafeDirectory, device: BlockDevice, nncp: NNCPConfig) throws -> Recognition {
+        do {
+            let identity = try Self.readIdentity(root: root)
+            let enroller = try identity.verify(
+                device: device, nncp: nncp, trusting: context.config.peer, path: Self.identityPath(root))
+            return Recognition(
+                device: device, verdict: .stick,
+                reason: "enrolled by \(enroller.id == nncp.selfID ? "this node" : enroller.name) at \(printable(identity.enrolled, limit: 40))",
+                identity: identity)
+        } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
+            return Recognition(device: device, verdict: .unknown, reason: "\(error)")
         }
     }
 

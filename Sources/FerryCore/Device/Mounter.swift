@@ -10,6 +10,9 @@ public protocol Mounter: Sendable {
     /// Mounts `device` (of filesystem `type`) on the existing directory `target`,
     /// always `nosuid,nodev,noexec,nosymfollow`.
     func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError)
+    /// Changes the mount at `target` to read-only or read-write, keeping the
+    /// safe options.
+    func remount(_ target: String, readOnly: Bool) throws(MountError)
     /// Unmounts `target`; `lazy` detaches it even while busy (a pulled stick).
     func unmount(_ target: String, lazy: Bool) throws(MountError)
     /// Whether something is mounted on `target` now.
@@ -39,6 +42,15 @@ public struct LinuxMounter: Mounter {
             try retryingEINTR { Glibc.mount(device, target, type, flags, nil) }
         } catch {
             throw MountError(operation: "mounting \(device) on", target: target, errno: error)
+        }
+    }
+
+    public func remount(_ target: String, readOnly: Bool) throws(MountError) {
+        let flags = UInt(MS_REMOUNT) | Self.safeFlags | (readOnly ? UInt(MS_RDONLY) : 0)
+        do {
+            try retryingEINTR { Glibc.mount(nil, target, nil, flags, nil) }
+        } catch {
+            throw MountError(operation: "remounting \(readOnly ? "read-only" : "read-write")", target: target, errno: error)
         }
     }
 

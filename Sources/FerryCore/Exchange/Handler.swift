@@ -26,23 +26,32 @@ public struct Handler: Sendable {
         try context.config.require(.spooler, .backupsvr, for: "handle")
         let logger = context.logger
         var lock: SpoolLock? = try await SpoolLock.acquire(stateDir: context.config.stateDir, logger: logger)
-        let recognition = try await MediumRecognizer(context: context).recognize(devnode: devnode, exclusive: true)
-        switch recognition.verdict {
-        case .unknown:
-            throw NotOursError(recognition: recognition)
-        case .stick:
-            logger.info(
-                "known stick",
-                metadata: ["device": "\(devnode)", "uuid": "\(recognition.device.filesystem.uuid ?? "")", "why": "\(recognition.reason)"])
-            let nncp = try await context.nncpConfig()
-            _ = try await StickVisit(context: context, nncp: nncp).run(device: recognition.device, identity: recognition.identity!)
-            lock = nil
-            if context.config.role == .backupsvr {
-                await Toss(context: context, nncp: nncp).launchAfterVisit()
-            }
-        case .drive:
-            logger.info("known backup drive", metadata: ["device": "\(devnode)", "why": "\(recognition.reason)"])
+        let recognizer = MediumRecognizer(context: context)
+        let device = try context.inspector.inspect(devnode: devnode)
+        if let decided = try recognizer.classify(device) {
+            guard decided.verdict == .drive else { throw NotOursError(recognition: decided) }
+            logger.info("known backup drive", metadata: ["device": "\(devnode)", "why": "\(decided.reason)"])
             logger.info("safe to remove", metadata: ["device": "\(devnode)"])
+            return decided
+        }
+
+        // One mount: read-only until the identity verifies, then read-write
+        // for the exchange. A medium that fails is unmounted untouched.
+        let nncp = try await context.nncpConfig()
+        let visit = StickVisit(context: context, nncp: nncp)
+        let (recognition, report) = try await withMountedMedium(device, readOnly: true, context: context) { root in
+            let recognition = try recognizer.check(root: root, device: device, nncp: nncp)
+            guard recognition.verdict == .stick, let identity = recognition.identity else {
+                throw NotOursError(recognition: recognition)
+            }
+            logger.info("known stick", metadata: ["device": "\(devnode)", "uuid": "\(identity.uuid)", "why": "\(recognition.reason)"])
+            try context.mounter.remount(root.realPath, readOnly: false)
+            return (recognition, try await visit.exchange(root: root, identity: identity))
+        }
+        await visit.released(device: device, report: report)
+        lock = nil
+        if context.config.role == .backupsvr {
+            await Toss(context: context, nncp: nncp).launchAfterVisit()
         }
         withExtendedLifetime(lock) {}
         return recognition

@@ -19,9 +19,10 @@ public struct StickVisit: Sendable {
     private var config: FerryConfig { context.config }
     private var progress: Progress { Progress(logger: context.logger) }
 
-    /// Runs the visit for the stick `device`, recognised by `identity`. The
-    /// caller holds the spool lock.
-    public func run(device: BlockDevice, identity: StickIdentity) async throws -> VisitReport {
+    /// Runs the exchange on the stick mounted read-write at `root`, whose
+    /// identity was verified on this same mount. The caller holds the spool
+    /// lock, and unmounts afterwards.
+    public func exchange(root: SafeDirectory, identity: StickIdentity) async throws -> VisitReport {
         let peerName = config.peer ?? ""
         guard let peer = nncp.node(named: peerName), peer.id != nncp.selfID else {
             throw ExchangeError(
@@ -31,35 +32,27 @@ public struct StickVisit: Sendable {
             role: config.role.rawValue, node: nncp.selfName, peer: peer.name,
             stick: "\(identity.label) \(identity.uuid)", started: context.clock.now().rfc3339)
         report.lastToss = StateFile.read(TossReport.self, name: Toss.reportFile, stateDir: config.stateDir)
-
         do {
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
             let owner = config.nncpUser.isEmpty ? nil : Account(name: config.nncpUser)
-            try await withMountedMedium(device, readOnly: false, context: context) { root in
-                try checkSameStick(root: root, identity: identity)
-                try await exchange(root: root, peer: peer, owner: owner, report: &report)
-                progress.step("syncing the stick")
-                try root.syncFilesystem()
-            }
-            report.finished = context.clock.now().rfc3339
-            try StateFile.write(report, name: "last-visit.json", stateDir: config.stateDir)
+            try await exchange(root: root, peer: peer, owner: owner, report: &report)
+            progress.step("syncing the stick")
+            try root.syncFilesystem()
         } catch let error as CommandError where error.code == .cancelled {
             throw ExchangeError.interrupted
         } catch is CancellationError {
             throw ExchangeError.interrupted
         }
-        progress.step(
-            "safe to remove", ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])
-        await notifySafeToRemove(device: device)
+        report.finished = context.clock.now().rfc3339
+        try StateFile.write(report, name: "last-visit.json", stateDir: config.stateDir)
         return report
     }
 
-    /// The stick mounted read-write must be the one recognised read-only.
-    private func checkSameStick(root: SafeDirectory, identity: StickIdentity) throws {
-        let again = try MediumRecognizer.readIdentity(root: root)
-        guard again == identity else {
-            throw ExchangeError(step: "mount", problem: "the identity on the stick changed between two reads; it was left as it is")
-        }
+    /// Says that the unmounted stick may go, and runs notify-command.
+    public func released(device: BlockDevice, report: VisitReport) async {
+        progress.step(
+            "safe to remove", ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])
+        await notifySafeToRemove(device: device)
     }
 
     private func exchange(root: SafeDirectory, peer: NNCPNode, owner: Account?, report: inout VisitReport) async throws {
@@ -75,14 +68,18 @@ public struct StickVisit: Sendable {
         }
         let stickPath = root.realPath + "/nncp"
 
-        progress.step("receiving from the stick", ["packets": "\(found.incomingCount)", "bytes": "\(found.incomingBytes)"])
-        let received = try await nncpCommand(
-            "nncp-xfer -rx", NNCP.xferReceive(config: nncp.path, directory: stickPath, timeout: config.exchange.commandTimeout))
-        let left = try leftIncoming(nncpDirectory)
-        let taken = found.incoming.flatMap { sender, packets in packets.filter { !(left[sender]?.contains($0.key) ?? false) }.map(\.value) }
-        report.received = PacketCount(packets: taken.count, bytes: taken.reduce(0, +))
-        if !received.status.succeeded || !left.isEmpty {
-            try rejectLeftovers(left, in: nncpDirectory, output: received, report: &report)
+        if found.incomingCount > 0 {
+            progress.step("receiving from the stick", ["packets": "\(found.incomingCount)", "bytes": "\(found.incomingBytes)"])
+            let received = try await nncpCommand(
+                "nncp-xfer -rx", NNCP.xferReceive(config: nncp.path, directory: stickPath, timeout: config.exchange.commandTimeout))
+            let left = try leftIncoming(nncpDirectory)
+            let taken = found.incoming.flatMap { sender, packets in packets.filter { !(left[sender]?.contains($0.key) ?? false) }.map(\.value) }
+            report.received = PacketCount(packets: taken.count, bytes: taken.reduce(0, +))
+            if !received.status.succeeded || !left.isEmpty {
+                try rejectLeftovers(left, in: nncpDirectory, output: received, report: &report)
+            }
+        } else {
+            progress.step("nothing on the stick for this node")
         }
 
         var acks: [String] = []
