@@ -22,6 +22,7 @@ FERRY=$PWD/.build/release/ferry
 work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
 stick=
 cleanup() {
+    [ -n "${KEEP_WORK:-}" ] && { echo "kept $work"; return; }
     mountpoint -q "$work/mnt" && umount "$work/mnt"
     for host in spooler backupsvr; do
         for m in "$work/$host/mnt/"*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
