@@ -147,22 +147,26 @@ for _ in $(seq "$ROUNDS"); do
     wipe_stick
     "$FERRY" handle "$stick" --config "$work/spooler/ferry.toml" >/dev/null 2>&1
     rm -rf "$work/backupsvr/spool"; mkdir -p "$work/backupsvr/spool"
+    # The physical limit: the same packets copied off the stick onto the
+    # local disk, synced. Caches are dropped before each side.
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    mount_stick
+    rm -rf "$work/copy"; mkdir -p "$work/copy"
+    start=$(now); cp -r "$work/mnt/nncp" "$work/copy/"; sync; end=$(now)
+    umount "$work/mnt"
+    echo "$end $start" | awk '{printf "%.3f\n", $1-$2}' >> "$work/bc"
+    rm -rf "$work/copy"
+    sync; echo 3 > /proc/sys/vm/drop_caches
     start=$(now)
     "$FERRY" handle "$stick" -v --config "$work/backupsvr/ferry.toml" 2> "$work/b.log" &
     pid=$!
     until grep -q "safe to remove" "$work/b.log"; do sleep 0.01; done
     end=$(now)
     echo "$end $start" | awk '{printf "%.3f\n", $1-$2}' >> "$work/b"
+    sed -n 's/.*safe to remove.*peak-rss-kib=\([0-9]*\).*/\1/p' "$work/b.log" >> "$work/brss"
     # The toss that follows would take HANDLER_SECONDS per packet: stop it.
     # Its packets stay queued, as after any interrupted toss.
     kill -TERM "$pid"; wait "$pid" || true
-    sed -n 's/.*peak-rss-kib=\([0-9]*\).*/\1/p' "$work/b.log" >> "$work/brss"
-    # The physical limit: the same packets copied off the stick into a spool, synced.
-    mount_stick
-    rm -rf "$work/copy"; mkdir -p "$work/copy"
-    start=$(now); cp -r "$work/mnt/nncp" "$work/copy/"; sync; end=$(now)
-    umount "$work/mnt"
-    echo "$end $start" | awk '{printf "%.3f\n", $1-$2}' >> "$work/bc"
 done
 b=$(median < "$work/b"); bc=$(median < "$work/bc")
 hand=$(awk -v c="$bc" -v n="$PACKETS" -v s="$HANDLER_SECONDS" 'BEGIN {printf "%.0f", c + n*s}')

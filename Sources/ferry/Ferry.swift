@@ -88,14 +88,6 @@ struct Toss: AsyncParsableCommand {
     }
 }
 
-/// This process's own peak resident size (getrusage RUSAGE_SELF), without
-/// the NNCP commands it ran.
-func peakResidentKiB() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss
-}
-
 /// Runs `body` in a task that SIGTERM and SIGINT cancel: systemd sends
 /// SIGTERM when the stick is pulled. Cancelling stops the running NNCP
 /// command (SIGTERM, then SIGKILL), and the mount is undone on the way out.

@@ -59,12 +59,19 @@ public struct DemoStory: Sendable {
 
     private func tell(scratch: String, loops: inout [LoopDevice]) async throws {
         say("\n1. Three NNCP nodes, made with nncp-cfgnew: laptop, spooler (online) and backupsvr (air-gapped).")
+        let handler = "\(scratch)/receive.sh"
+        try """
+            #!/bin/sh
+            # The demo's stand-in for `ferry receive`: keeps the stream.
+            exec /bin/cat > \(scratch)/received
+            """.write(toFile: handler, atomically: false, encoding: .utf8)
+        chmod(handler, 0o755)
         let network = try await NNCPTestNetwork.create(
             in: scratch,
             nodes: [
                 .init(name: "laptop", via: ["backupsvr": ["spooler"]]),
                 .init(name: "spooler"),
-                .init(name: "backupsvr"),
+                .init(name: "backupsvr", exec: ["zfsreceive": [handler]]),
             ],
             runner: runner)
         let spooler = context(.spooler, nncpConfig: network.config("spooler"), scratch: scratch)
@@ -103,14 +110,44 @@ public struct DemoStory: Sendable {
         }
         await handle(forged.devnode, at: "backupsvr", backupsvr)
 
+        try await tellExchange(scratch: scratch, network: network, stick: stick, spooler: spooler, backupsvr: backupsvr)
         try await tellDrive(scratch: scratch, backupsvr: backupsvr, loops: &loops)
 
-        say("\nWhat comes next (later releases): the packet exchange on each visit, the signed journal that")
-        say("carries backupsvr's state back to the spooler, ZFS streams, and drive rotation.")
+        say("\nWhat comes next (later releases): the signed journal that carries backupsvr's state back")
+        say("to the spooler, real ZFS streams (ferry send, ferry receive), and drive rotation.")
+    }
+
+    private func tellExchange(scratch: String, network: NNCPTestNetwork, stick: LoopDevice, spooler: FerryContext, backupsvr: FerryContext)
+        async throws
+    {
+        say("\n6. The laptop queues a 2 MiB stream for backupsvr (nncp-exec ... zfsreceive laptop/root); it reaches the spooler over the LAN.")
+        let random = FileHandle(forReadingAtPath: "/dev/urandom")
+        let stream = Array(try random?.read(upToCount: 2 << 20) ?? Data())
+        try random?.close()
+        try await runner.check(
+            NNCP.exec(config: network.config("laptop"), nice: "B", node: "backupsvr", handle: "zfsreceive", arguments: ["laptop/root"]),
+            input: stream)
+        let lan = scratch + "/lan"
+        try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
+        try await runner.check(NNCP.xferSend(config: network.config("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
+        try await runner.check(NNCP.xferReceive(config: network.config("spooler"), directory: lan, timeout: .seconds(60)))
+        try await runner.check(NNCP.toss(config: network.config("spooler"), timeout: .seconds(60)))
+        say("   The spooler holds it encrypted for backupsvr; it cannot read it.")
+
+        for (step, host, context) in [("7", "spooler", spooler), ("8", "backupsvr", backupsvr), ("9", "spooler", spooler)] {
+            await handle(stick.devnode, at: host, context)
+            guard let report = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: context.config.stateDir) else { continue }
+            say(
+                "   \(step). \(host): received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(IdentifyReport.humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
+            )
+        }
+        let received = FileManager.default.contents(atPath: scratch + "/received")
+        say("   backupsvr's handler got the stream \(received == Data(stream) ? "byte for byte" : "DAMAGED OR NOT AT ALL").")
+        say("   The spooler kept its copy until backupsvr's ACK came back on the stick, so a lost stick loses nothing.")
     }
 
     private func tellDrive(scratch: String, backupsvr: FerryContext, loops: inout [LoopDevice]) async throws {
-        say("\n6. A backup drive in backupsvr's USB dock: a ZFS pool on \(scratch)/drive-a.img.")
+        say("\n10. A backup drive in backupsvr's USB dock: a ZFS pool on \(scratch)/drive-a.img.")
         guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true
         else {
             say("   zfs-fuse is not answering here, so this part is skipped. `make demo` starts it.")

@@ -42,3 +42,11 @@ public struct Progress: Sendable {
         }
     }
 }
+
+/// This process's own peak resident size in KiB (getrusage RUSAGE_SELF),
+/// without the commands it ran.
+public func peakResidentKiB() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss
+}

@@ -51,7 +51,9 @@ public struct StickVisit: Sendable {
     /// Says that the unmounted stick may go, and runs notify-command.
     public func released(device: BlockDevice, report: VisitReport) async {
         progress.step(
-            "safe to remove", ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])
+            "safe to remove",
+            ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"]
+                .merging(context.logger.logLevel <= .debug ? ["peak-rss-kib": "\(peakResidentKiB())"] : [:]) { $1 })
         await notifySafeToRemove(device: device)
     }
 
