@@ -37,10 +37,12 @@ build: deps
 	$(SWIFT) build -c release --product ferry --static-swift-stdlib
 
 # Tests are built first, without zfs-fuse; only the run needs the daemon.
-# with-zfs-fuse exits with the status of `swift test`.
+# with-zfs-fuse exits with the status of `swift test`. The integration
+# suites share one machine's loop devices, udev database and zfs-fuse, so
+# they run one at a time.
 test: deps
 	$(SWIFT) build --build-tests
-	scripts/with-zfs-fuse $(SWIFT) test --skip-build
+	scripts/with-zfs-fuse $(SWIFT) test --skip-build --no-parallel
 
 demo: build
 	scripts/with-zfs-fuse .build/release/ferry demo

@@ -108,6 +108,7 @@ ferry_spooler() {
 measure() { # label function -> prints seconds
     local start end
     wipe_stick
+    sync; echo 3 > /proc/sys/vm/drop_caches
     start=$(now); "$2" >/dev/null 2>&1; end=$(now)
     awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f\n", b-a}'
 }

@@ -26,6 +26,9 @@ public enum NNCP {
         Command(Tool.nncpCfgdir, ["-cfg", config, "-dump", directory], timeout: .seconds(30))
     }
 
+    // No -quiet: with it nncp-xfer prints not even its errors, which ferry
+    // reads to tell a damaged packet from a failed run.
+
     /// Moves the packets for this node from the stick into the spool, checking
     /// each one's hash; what is taken is removed from the stick.
     public static func xferReceive(config: String, directory: String, timeout: Duration) -> Command {

@@ -5,8 +5,9 @@ import SystemPackage
 /// Runs commands with swift-subprocess: output bounded, a timeout that ends
 /// the child with SIGTERM and then SIGKILL.
 public struct SubprocessRunner: CommandRunner {
-    /// More output than this is a fault of the command, not data to keep.
-    public static let outputLimit = 16 << 20
+    /// More output than this is a fault of the command, not data to keep:
+    /// NNCP prints about 250 bytes a packet, so this is some 30,000 packets.
+    public static let outputLimit = 8 << 20
 
     public init() {}
 

@@ -61,10 +61,10 @@ public struct DemoStory: Sendable {
         say("\n1. Three NNCP nodes, made with nncp-cfgnew: laptop, spooler (online) and backupsvr (air-gapped).")
         let handler = "\(scratch)/receive.sh"
         try """
-            #!/bin/sh
-            # The demo's stand-in for `ferry receive`: keeps the stream.
-            exec /bin/cat > \(scratch)/received
-            """.write(toFile: handler, atomically: false, encoding: .utf8)
+        #!/bin/sh
+        # The demo's stand-in for `ferry receive`: keeps the stream.
+        exec /bin/cat > \(scratch)/received
+        """.write(toFile: handler, atomically: false, encoding: .utf8)
         chmod(handler, 0o755)
         let network = try await NNCPTestNetwork.create(
             in: scratch,
@@ -120,7 +120,9 @@ public struct DemoStory: Sendable {
     private func tellExchange(scratch: String, network: NNCPTestNetwork, stick: LoopDevice, spooler: FerryContext, backupsvr: FerryContext)
         async throws
     {
-        say("\n6. The laptop queues a 2 MiB stream for backupsvr (nncp-exec ... zfsreceive laptop/root); it reaches the spooler over the LAN.")
+        say(
+            "\n6. The laptop queues a 2 MiB stream for backupsvr (nncp-exec ... zfsreceive laptop/root); it reaches the spooler over the LAN."
+        )
         let random = FileHandle(forReadingAtPath: "/dev/urandom")
         let stream = Array(try random?.read(upToCount: 2 << 20) ?? Data())
         try random?.close()
@@ -129,14 +131,17 @@ public struct DemoStory: Sendable {
             input: stream)
         let lan = scratch + "/lan"
         try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
-        try await runner.check(NNCP.xferSend(config: network.config("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
+        try await runner.check(
+            NNCP.xferSend(config: network.config("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
         try await runner.check(NNCP.xferReceive(config: network.config("spooler"), directory: lan, timeout: .seconds(60)))
         try await runner.check(NNCP.toss(config: network.config("spooler"), timeout: .seconds(60)))
         say("   The spooler holds it encrypted for backupsvr; it cannot read it.")
 
         for (step, host, context) in [("7", "spooler", spooler), ("8", "backupsvr", backupsvr), ("9", "spooler", spooler)] {
             await handle(stick.devnode, at: host, context)
-            guard let report = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: context.config.stateDir) else { continue }
+            guard let report = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: context.config.stateDir) else {
+                continue
+            }
             say(
                 "   \(step). \(host): received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(IdentifyReport.humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
             )

@@ -61,7 +61,8 @@ public struct MediumRecognizer: Sendable {
                 device: device, nncp: nncp, trusting: context.config.peer, path: Self.identityPath(root))
             return Recognition(
                 device: device, verdict: .stick,
-                reason: "enrolled by \(enroller.id == nncp.selfID ? "this node" : enroller.name) at \(printable(identity.enrolled, limit: 40))",
+                reason:
+                    "enrolled by \(enroller.id == nncp.selfID ? "this node" : enroller.name) at \(printable(identity.enrolled, limit: 40))",
                 identity: identity)
         } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
             return Recognition(device: device, verdict: .unknown, reason: "\(error)")

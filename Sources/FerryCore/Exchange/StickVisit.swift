@@ -75,7 +75,9 @@ public struct StickVisit: Sendable {
             let received = try await nncpCommand(
                 "nncp-xfer -rx", NNCP.xferReceive(config: nncp.path, directory: stickPath, timeout: config.exchange.commandTimeout))
             let left = try leftIncoming(nncpDirectory)
-            let taken = found.incoming.flatMap { sender, packets in packets.filter { !(left[sender]?.contains($0.key) ?? false) }.map(\.value) }
+            let taken = found.incoming.flatMap { sender, packets in
+                packets.filter { !(left[sender]?.contains($0.key) ?? false) }.map(\.value)
+            }
             report.received = PacketCount(packets: taken.count, bytes: taken.reduce(0, +))
             if !received.status.succeeded || !left.isEmpty {
                 try rejectLeftovers(left, in: nncpDirectory, output: received, report: &report)

@@ -149,7 +149,9 @@ public final class SafeDirectory: @unchecked Sendable {
         guard info.st_size <= limit else {
             throw FileAccessError(path: full, code: .tooLarge(limit: limit))
         }
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        // Room for what fstat says plus one byte, to notice a file that grows
+        // past its size (or the limit) while it is read.
+        var bytes = [UInt8](repeating: 0, count: min(limit, Int(info.st_size)) + 1)
         var filled = 0
         while filled < bytes.count {
             let count = bytes.withUnsafeMutableBytes { buffer in
@@ -162,7 +164,7 @@ public final class SafeDirectory: @unchecked Sendable {
             }
             filled += count
         }
-        guard filled <= limit else {
+        guard filled < bytes.count, filled <= limit else {
             throw FileAccessError(path: full, code: .tooLarge(limit: limit))
         }
         return Array(bytes[..<filled])
