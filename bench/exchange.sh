@@ -116,10 +116,19 @@ measure() { # label function -> prints seconds
 run_spooler_rounds() { # label
     local f h c
     : > "$work/f"; : > "$work/h"; : > "$work/c"; : > "$work/rsses"
-    for _ in $(seq "$ROUNDS"); do
-        measure ferry ferry_spooler >> "$work/f"; cat "$work/rss" >> "$work/rsses"
-        measure hand hand_spooler >> "$work/h"
-        measure copy copy_spooler >> "$work/c"
+    # The order turns each round, so that no side always goes first.
+    local round order
+    for round in $(seq "$ROUNDS"); do
+        case $((round % 3)) in
+            1) order="f h c" ;; 2) order="h c f" ;; 0) order="c f h" ;;
+        esac
+        for side in $order; do
+            case $side in
+                f) measure ferry ferry_spooler >> "$work/f"; cat "$work/rss" >> "$work/rsses" ;;
+                h) measure hand hand_spooler >> "$work/h" ;;
+                c) measure copy copy_spooler >> "$work/c" ;;
+            esac
+        done
     done
     f=$(median < "$work/f"); h=$(median < "$work/h"); c=$(median < "$work/c")
     printf '%-34s ferry %7ss  hand-run %7ss  cp+sync %7ss  ferry/hand %s  ferry/cp %s  peak RSS %s MiB\n' \

@@ -279,3 +279,70 @@ struct NNCPUserTests {
         }
     }
 }
+
+/// A datagram socket standing in for systemd's notify socket.
+final class NotifySocket {
+    let path: String
+    private let fd: Int32
+
+    init(path: String) {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// Every message sent so far.
+    func messages() -> [String] {
+        var received: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return received }
+            received.append(String(decoding: buffer[..<count], as: UTF8.self))
+        }
+    }
+}
+
+@Suite(
+    "Telling people: notify-command and systemd STATUS", .tags(.integration), .serialized,
+    .enabled(if: Requirements.isRoot, Requirements.rootOnly))
+struct TellingTests {
+    @Test("after safe to remove, notify-command runs with the event and the device; each step is a STATUS= line")
+    func notify() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let told = bed.directory + "/told"
+            try bed.writeConfig(
+                host: "spooler",
+                """
+                role = "spooler"
+                nncp-config = "\(bed.network.config("spooler"))"
+                nncp-user = ""
+                peer = "backupsvr"
+                state-dir = "\(bed.directory)/spooler/state"
+                mount-root = "\(bed.directory)/spooler/mnt"
+                notify-command = ["/bin/sh", "-c", "echo \\"$FERRY_EVENT $FERRY_DEVICE\\" > \(told)"]
+                """)
+            let socket = NotifySocket(path: bed.directory + "/notify.sock")
+            let run = try await FerryBinary.run(
+                ["handle", stick.devnode, "--config", bed.configPath("spooler")], environment: ["NOTIFY_SOCKET": socket.path])
+            #expect(run.status == 0, "\(run.error)")
+            #expect(try String(contentsOfFile: told, encoding: .utf8) == "safe-to-remove \(stick.devnode)\n")
+            let statuses = socket.messages()
+            #expect(statuses.contains("STATUS=tossing: ACKs release the packets they confirm"))
+            #expect(statuses.last == "STATUS=safe to remove")
+        }
+    }
+}
