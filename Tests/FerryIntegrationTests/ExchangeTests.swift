@@ -221,17 +221,8 @@ struct NNCPUserTests {
         for path in [bed.directory + "/spooler", bed.directory + "/backupsvr", bed.directory + "/received"] {
             try await bed.sh("/usr/bin/chown", "-R", "nncp:nncp", path)
         }
-        for (host, peer) in [("spooler", "backupsvr"), ("backupsvr", "spooler")] {
-            try bed.writeConfig(
-                host: host,
-                """
-                role = "\(host)"
-                nncp-config = "\(bed.network.config(host))"
-                nncp-user = "nncp"
-                peer = "\(peer)"
-                state-dir = "\(bed.directory)/\(host)/state"
-                mount-root = "\(bed.directory)/\(host)/mnt"
-                """)
+        for host in ["spooler", "backupsvr"] {
+            try bed.writeConfig(host: host, nncpUser: "nncp")
         }
     }
 
@@ -325,16 +316,7 @@ struct TellingTests {
             let stick = try await bed.enrolledStick()
             let told = bed.directory + "/told"
             try bed.writeConfig(
-                host: "spooler",
-                """
-                role = "spooler"
-                nncp-config = "\(bed.network.config("spooler"))"
-                nncp-user = ""
-                peer = "backupsvr"
-                state-dir = "\(bed.directory)/spooler/state"
-                mount-root = "\(bed.directory)/spooler/mnt"
-                notify-command = ["/bin/sh", "-c", "echo \\"$FERRY_EVENT $FERRY_DEVICE\\" > \(told)"]
-                """)
+                host: "spooler", extra: #"notify-command = ["/bin/sh", "-c", "echo \"$FERRY_EVENT $FERRY_DEVICE\" > \#(told)"]"#)
             let socket = NotifySocket(path: bed.directory + "/notify.sock")
             let run = try await FerryBinary.run(
                 ["handle", stick.devnode, "--config", bed.configPath("spooler")], environment: ["NOTIFY_SOCKET": socket.path])

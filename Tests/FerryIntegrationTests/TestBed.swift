@@ -84,17 +84,8 @@ final class TestBed: @unchecked Sendable {
             ],
             runner: SubprocessRunner())
         let bed = TestBed(directory: directory, network: network)
-        for (host, peer) in [("spooler", "backupsvr"), ("backupsvr", "spooler")] {
-            try bed.writeConfig(
-                host: host,
-                """
-                role = "\(host)"
-                nncp-config = "\(network.config(host))"
-                nncp-user = ""
-                peer = "\(peer)"
-                state-dir = "\(directory)/\(host)/state"
-                mount-root = "\(directory)/\(host)/mnt"
-                """)
+        for host in ["spooler", "backupsvr"] {
+            try bed.writeConfig(host: host)
         }
         do {
             let value = try await body(bed)
@@ -153,7 +144,18 @@ final class TestBed: @unchecked Sendable {
         return stick
     }
 
-    func writeConfig(host: String, _ text: String) throws {
+    /// Writes `host`'s ferry.toml: its NNCP config, its peer, state and
+    /// mounts inside the bed, and `extra` lines.
+    func writeConfig(host: String, nncpUser: String = "", extra: String = "") throws {
+        let text = """
+            role = "\(host)"
+            nncp-config = "\(network.config(host))"
+            nncp-user = "\(nncpUser)"
+            peer = "\(host == "spooler" ? "backupsvr" : "spooler")"
+            state-dir = "\(directory)/\(host)/state"
+            mount-root = "\(directory)/\(host)/mnt"
+            \(extra)
+            """
         try text.write(toFile: configPath(host), atomically: false, encoding: .utf8)
     }
 

@@ -107,7 +107,7 @@ public struct StickVisit: Sendable {
 
         try await send(
             root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, found: found, report: &report)
-        report.pendingForPeer = PacketCount(try Spool(path: nncp.spool).queued(for: peer.id))
+        report.pendingForPeer = PacketCount(try Spool(path: nncp.spool).queued(for: peer.id, readingNiceness: false))
     }
 
     /// Packets for this node that nncp-xfer left on the stick, by sender.
@@ -162,9 +162,14 @@ public struct StickVisit: Sendable {
     ) async throws {
         let spool = Spool(path: nncp.spool)
         let space = try root.space()
-        let plan = CapacityPlan(
-            queued: try spool.queued(for: peer.id), onStick: found.outgoing, free: space.free, total: space.total,
-            reserve: config.exchange.reserveBytes)
+        func planned(readingNiceness: Bool) throws -> CapacityPlan {
+            CapacityPlan(
+                queued: try spool.queued(for: peer.id, readingNiceness: readingNiceness), onStick: found.outgoing, free: space.free,
+                total: space.total, reserve: config.exchange.reserveBytes)
+        }
+        // Order matters only when not everything fits.
+        var plan = try planned(readingNiceness: false)
+        if !plan.sendsEverything { plan = try planned(readingNiceness: true) }
         report.alreadyOnStick = plan.alreadyOnStick.count
         report.stayedBehind = plan.stayBehind
         report.tooBig = plan.tooBig
@@ -200,7 +205,7 @@ public struct StickVisit: Sendable {
         if !keep {
             // backupsvr keeps nothing it has put on the stick: nothing
             // acknowledges an ACK, and that is what it mostly sends.
-            let stillQueued = Set(try spool.queued(for: peer.id).map(\.name)).intersection(onStick)
+            let stillQueued = Set(try spool.queued(for: peer.id, readingNiceness: false).map(\.name)).intersection(onStick)
             if !stillQueued.isEmpty {
                 let list = stillQueued.sorted().map { "\(peer.id)/\($0)\n" }.joined()
                 let removed = try await nncpCommand(

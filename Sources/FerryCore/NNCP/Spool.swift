@@ -41,8 +41,10 @@ public struct Spool: Sendable {
         name.utf8.count == 52 && name.utf8.allSatisfy { (65...90).contains($0) || (50...55).contains($0) }
     }
 
-    /// The packets queued for the node with id `node`.
-    public func queued(for node: String) throws -> [QueuedPacket] {
+    /// The packets queued for the node with id `node`. Their niceness takes
+    /// a read of each packet's header, which costs a seek per packet on a
+    /// cold disk; without `readingNiceness` every packet is given the lowest.
+    public func queued(for node: String, readingNiceness: Bool = true) throws -> [QueuedPacket] {
         let directory = "\(path)/\(node)/tx"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         var packets: [QueuedPacket] = []
@@ -51,7 +53,7 @@ public struct Spool: Sendable {
             guard lstat("\(directory)/\(name)", &info) == 0, FileType(mode: info.st_mode) == .regular else { continue }
             packets.append(
                 QueuedPacket(
-                    name: name, size: UInt64(info.st_size), nice: Self.niceness(of: "\(directory)/\(name)"),
+                    name: name, size: UInt64(info.st_size), nice: readingNiceness ? Self.niceness(of: "\(directory)/\(name)") : .max,
                     queued: Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec))))
         }
         return packets
