@@ -31,8 +31,8 @@ all: build
 deps:
 	scripts/install-deps
 
-# A static Swift runtime starts in about a millisecond instead of 15, and
-# halves the resident size: ferry runs once per plugged-in medium.
+# ferry runs once per plugged-in medium: a static Swift runtime spares it
+# loading the Swift libraries each time.
 build: deps
 	$(SWIFT) build -c release --product ferry --static-swift-stdlib
 
