@@ -8,7 +8,7 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Carries NNCP packets across an air gap on USB sticks, and keeps offline ZFS backup drives up to date.",
-        subcommands: [Handle.self, Identify.self, Enroll.self, Drive.self, Toss.self, Demo.self])
+        subcommands: [Handle.self, Identify.self, Enroll.self, Drive.self, Status.self, Journal.self, Toss.self, Demo.self])
 }
 
 /// The options every command takes.
@@ -206,6 +206,49 @@ struct Demo: AsyncParsableCommand {
         try await reportingErrors {
             LoggingSystem.bootstrap { FerryLogHandler(label: $0, level: verbose ? .debug : .warning) }
             try await DemoStory(keepScratch: keep).run()
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "This host's queue, sticks, the peer's last verified state, and warnings.")
+
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Print JSON (stable; see README.md).") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            let report = try FerryCore.Status(context: context, nncp: try await context.nncpConfig()).report()
+            if json { try printJSON(report) } else { print(StatusText(report).text) }
+        }
+    }
+}
+
+struct Journal: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show and verify a stick's journal, from a mounted stick's path or its device node.",
+        discussion: "With --verify the exit status is 0 only when every record verifies; the first bad one is named.")
+
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Print JSON Lines.") var json = false
+    @Flag(help: "Exit 0 only when every record verifies.") var verify = false
+    @Argument(help: "A stick's mount point, its .ferry directory, its journal file, or its device node.") var target: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context()
+            let journal = try await JournalCommand(context: context).read(target)
+            if json {
+                for line in try journal.jsonLines() { print(line) }
+            } else {
+                print(JournalCommand.table(journal))
+            }
+            if verify, let first = journal.problems.first {
+                FileHandle.standardError.write(Data("ferry: the journal does not verify: \(first)\n".utf8))
+                throw ExitCode(ExitStatus.failed.rawValue)
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ public struct FerryConfig: Sendable, Equatable {
     /// Run after "safe to remove" (a beep, an LED); empty for none.
     public var notifyCommand: [String] = []
     public var exchange = Exchange()
+    public var status = Status()
     public var receive = Receive()
     public var rotation = Rotation()
     public var send = Send()
@@ -32,6 +33,11 @@ public struct FerryConfig: Sendable, Equatable {
         public var commandTimeout: Duration = .seconds(6 * 3600)
         /// Space left free on a stick, beyond what the packets take.
         public var reserveBytes: UInt64 = 1 << 20
+    }
+
+    public struct Status: Sendable, Equatable {
+        /// `ferry status` warns when no stick has come for this long.
+        public var visitWarnAfter = "7d"
     }
 
     public struct Receive: Sendable, Equatable {
@@ -122,6 +128,12 @@ public struct FerryConfig: Sendable, Equatable {
             try exchange.allowOnly(["command-timeout", "reserve-mib"])
             config.exchange.commandTimeout = try exchange.duration("command-timeout") ?? config.exchange.commandTimeout
             if let reserve = try exchange.integer("reserve-mib") { config.exchange.reserveBytes = UInt64(reserve) << 20 }
+        }
+        if let status = try reader.table("status") {
+            try status.allowOnly(["visit-warn-after"])
+            if try status.duration("visit-warn-after") != nil {
+                config.status.visitWarnAfter = try status.string("visit-warn-after")!
+            }
         }
         if let receive = try reader.table("receive") {
             try receive.allowOnly(["senders", "zfs-receive-options"])

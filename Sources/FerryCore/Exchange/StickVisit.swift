@@ -36,6 +36,17 @@ public struct StickVisit: Sendable {
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
             let owner = config.nncpUser.isEmpty ? nil : Account(name: config.nncpUser)
             try await exchange(root: root, peer: peer, owner: owner, report: &report)
+            let space = try root.space()
+            (report.stickFree, report.stickTotal) = (space.free, space.total)
+            if config.role == .backupsvr {
+                report.drives = try context.drives.load()
+                report.receiveBacklog = Spool(path: nncp.spool).receiveBacklog()
+            }
+            report.finished = context.clock.now().rfc3339
+            let journal = VisitJournal(context: context, nncp: nncp)
+            journal.readPeer(root: root, peer: peer, report: &report)
+            journal.append(root: root, report: &report)
+            try KnownSticks(stateDir: config.stateDir).saw(identity: identity, report: report)
             progress.step("syncing the stick")
             try root.syncFilesystem()
         } catch let error as CommandError where error.code == .cancelled {
@@ -43,7 +54,6 @@ public struct StickVisit: Sendable {
         } catch is CancellationError {
             throw ExchangeError.interrupted
         }
-        report.finished = context.clock.now().rfc3339
         try StateFile.write(report, name: "last-visit.json", stateDir: config.stateDir)
         return report
     }

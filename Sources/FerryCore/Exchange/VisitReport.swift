@@ -50,6 +50,14 @@ public struct VisitReport: Codable, Sendable, Equatable {
     /// The last toss before this visit (at backupsvr it runs after the stick
     /// is out, so its results travel with the next visit).
     public var lastToss: TossReport?
+    /// backupsvr: the enrolled backup drives (where each is and what it
+    /// holds arrives with drive rotation).
+    public var drives: [EnrolledDrive]?
+    /// backupsvr: packets received and not yet applied by a toss.
+    public var receiveBacklog: PacketCount?
+    /// The stick after the visit.
+    public var stickFree: UInt64 = 0
+    public var stickTotal: UInt64 = 0
     public var warnings: [String] = []
 }
 

@@ -59,6 +59,22 @@ public struct Spool: Sendable {
         return packets
     }
 
+    /// Packets received from any node and not yet tossed (`NODE/rx/PACKET`).
+    public func receiveBacklog() -> PacketCount {
+        var backlog = PacketCount()
+        let nodes = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for node in nodes where Self.isPacketName(node) {
+            let directory = "\(path)/\(node)/rx"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where Self.isPacketName(name) {
+                var info = stat()
+                guard lstat("\(directory)/\(name)", &info) == 0, FileType(mode: info.st_mode) == .regular else { continue }
+                backlog.packets += 1
+                backlog.bytes += UInt64(info.st_size)
+            }
+        }
+        return backlog
+    }
+
     /// The niceness from an encrypted packet's header: 8 bytes of magic, then
     /// the niceness as an XDR uint8 (4 bytes, big-endian). Unreadable: last.
     static func niceness(of file: String) -> UInt8 {

@@ -1,0 +1,163 @@
+import Crypto
+import Foundation
+
+/// The signed journal on the stick, `STICK/.ferry/journal` (DESIGN.md
+/// section 5): JSON Lines, one record a line, each chained to the one before
+/// by its SHA-256 (`prev`) and signed with the writer's NNCP key (`sig`).
+///
+/// A line is the record without `sig`, as sorted-keys JSON, whose closing
+/// brace is replaced by `,"sig":"<128 hex>"}`. The signature covers
+/// `"ferry journal v1\n"` and that JSON with its brace, so a reader checks
+/// the line's own bytes and never re-encodes what it parsed.
+public enum Journal {
+    public static let fileName = "journal"
+    public static let tornFileName = "journal.torn"
+    /// Past this size an append first compacts the journal into a summary.
+    public static let sizeLimit = 1 << 20
+    /// A line longer than this is not a record; a reader skips it unread.
+    public static let lineLimit = 1 << 20
+    static let domain = Array("ferry journal v1\n".utf8)
+    static let sigPrefix = Array(#","sig":""#.utf8)
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func sha256(_ bytes: some DataProtocol) -> String {
+        hex(SHA256.hash(data: bytes))
+    }
+
+    /// Splits a line into the bytes its signature covers and the signature,
+    /// or nil when the line does not end as a record does.
+    static func split(_ line: ArraySlice<UInt8>) -> (signed: [UInt8], signature: [UInt8])? {
+        let tail = sigPrefix.count + 128 + 2
+        guard line.count > tail, line.last == UInt8(ascii: "}") else { return nil }
+        let start = line.endIndex - tail
+        guard line[start..<start + sigPrefix.count].elementsEqual(sigPrefix),
+            line[line.endIndex - 2] == UInt8(ascii: "\"")
+        else { return nil }
+        let hexDigits = line[(start + sigPrefix.count)..<(line.endIndex - 2)]
+        var signature: [UInt8] = []
+        signature.reserveCapacity(64)
+        var iterator = hexDigits.makeIterator()
+        while let high = iterator.next(), let low = iterator.next() {
+            guard let h = hexValue(high), let l = hexValue(low) else { return nil }
+            signature.append(h << 4 | l)
+        }
+        return (domain + line[line.startIndex..<start] + [UInt8(ascii: "}")], signature)
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+}
+
+/// The fields every record has, as read.
+struct RecordHeader: Decodable {
+    var seq: Int
+    var prev: String
+    var time: String
+    var node: String
+    var nodeID: String
+    var role: String
+    var event: String
+
+    enum CodingKeys: String, CodingKey {
+        case seq, prev, time, node, role, event
+        case nodeID = "node-id"
+    }
+}
+
+/// What a record carries in `data`, for decoding it alone.
+private struct DataOnly<T: Decodable>: Decodable {
+    var data: T
+}
+
+/// A record as written: everything but the signature.
+struct UnsignedRecord<T: Encodable>: Encodable {
+    var data: T
+    var event: String
+    var node: String
+    var nodeID: String
+    var prev: String
+    var role: String
+    var seq: Int
+    var time: String
+
+    enum CodingKeys: String, CodingKey {
+        case data, event, node, prev, role, seq, time
+        case nodeID = "node-id"
+    }
+}
+
+/// A summary stands for the records it replaced: for each node, the raw
+/// lines of its latest trusted record of each event, still signed by it.
+struct SummaryData: Codable {
+    var replaced: Int
+    var firstSeq: Int
+    var lastSeq: Int
+    var latest: [String]
+}
+
+public struct JournalError: FerryError {
+    public var path: String
+    public var problem: String
+
+    public var description: String { "\(printable(path)) \(problem)" }
+}
+
+/// One problem the reader found, with the line and, where known, the seq.
+public struct JournalProblem: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var line: Int
+    public var seq: Int?
+    public var problem: String
+
+    public var description: String {
+        "line \(line)" + (seq.map { " (seq \($0))" } ?? "") + ": \(problem)"
+    }
+}
+
+/// A record that was read, and whether the reader trusts it.
+public struct VerifiedRecord: Sendable, Equatable {
+    public var seq: Int
+    public var time: String
+    public var node: String
+    public var nodeID: String
+    public var role: String
+    public var event: String
+    /// Signed by a node the reader knows, and chained to the record before.
+    public var trusted: Bool
+    /// Carried inside a summary record rather than on a line of its own.
+    public var fromSummary: Bool
+    /// The raw line.
+    public var line: [UInt8]
+
+    /// The record's `data`, decoded as `type`.
+    public func decode<T: Decodable>(_ type: T.Type) -> T? {
+        try? JSONDecoder().decode(DataOnly<T>.self, from: Data(line)).data
+    }
+}
+
+/// The journal as the reader sees it.
+public struct VerifiedJournal: Sendable {
+    /// At most this many problems are kept; the rest are only counted, so
+    /// that a journal full of garbage costs no memory.
+    public static let problemLimit = 1000
+
+    public var records: [VerifiedRecord] = []
+    public var problems: [JournalProblem] = []
+    public var problemsNotListed = 0
+
+    public var isClean: Bool { problems.isEmpty }
+
+    public var trusted: [VerifiedRecord] { records.filter(\.trusted) }
+
+    /// The newest trusted record of `event` written by the node `nodeID`.
+    public func latestTrusted(event: String, nodeID: String) -> VerifiedRecord? {
+        records.filter { $0.trusted && $0.event == event && $0.nodeID == nodeID }.max { $0.seq < $1.seq }
+    }
+}

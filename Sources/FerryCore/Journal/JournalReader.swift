@@ -1,0 +1,165 @@
+import Foundation
+
+/// Reads and verifies a journal, streaming it in chunks: a huge or hostile
+/// file costs time, not memory, and good records are never lost because of
+/// bad ones.
+public enum JournalReader {
+    static let chunk = 1 << 20
+
+    /// Verifies `directory/journal` (a stick's `.ferry`); an absent journal is empty.
+    public static func verify(directory: SafeDirectory, nncp: NNCPConfig) throws -> VerifiedJournal {
+        guard let file = try directory.openFile(Journal.fileName) else { return VerifiedJournal() }
+        var verifier = Verifier(nncp: nncp)
+        var offset = 0
+        var pending: [UInt8] = []
+        var overlong = false
+        while true {
+            let bytes = try file.read(at: offset, count: chunk)
+            if bytes.isEmpty { break }
+            offset += bytes.count
+            var start = bytes.startIndex
+            while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                if overlong {
+                    verifier.skipOverlong()
+                    overlong = false
+                } else if pending.isEmpty {
+                    verifier.consume(bytes[start..<newline])
+                } else {
+                    pending += bytes[start..<newline]
+                    verifier.consume(pending[...])
+                    pending.removeAll(keepingCapacity: false)
+                }
+                start = newline + 1
+            }
+            if !overlong {
+                pending += bytes[start...]
+                if pending.count > Journal.lineLimit {
+                    overlong = true
+                    pending.removeAll(keepingCapacity: false)
+                }
+            }
+        }
+        if overlong {
+            verifier.skipOverlong()
+        } else if !pending.isEmpty {
+            verifier.torn()
+        }
+        return verifier.result
+    }
+
+    /// Verifies journal bytes held in memory.
+    public static func verify(bytes: [UInt8], nncp: NNCPConfig) -> VerifiedJournal {
+        var verifier = Verifier(nncp: nncp)
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        let torn = bytes.last != UInt8(ascii: "\n") && !bytes.isEmpty
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for (index, line) in lines.enumerated() {
+            if torn && index == lines.count - 1 {
+                verifier.torn()
+            } else if line.count > Journal.lineLimit {
+                verifier.skipOverlong()
+            } else {
+                verifier.consume(line)
+            }
+        }
+        return verifier.result
+    }
+}
+
+/// Checks line after line: signature, known signer, and the chain.
+struct Verifier {
+    let nncp: NNCPConfig
+    var result = VerifiedJournal()
+    private var lineNumber = 0
+    private var lastSeq: Int?
+    private var lastHash: String?
+
+    init(nncp: NNCPConfig) {
+        self.nncp = nncp
+    }
+
+    private mutating func problem(_ text: String, seq: Int? = nil) {
+        guard result.problems.count < VerifiedJournal.problemLimit else {
+            result.problemsNotListed += 1
+            return
+        }
+        result.problems.append(JournalProblem(line: lineNumber, seq: seq, problem: text))
+    }
+
+    mutating func skipOverlong() {
+        lineNumber += 1
+        problem("is longer than \(Journal.lineLimit) bytes; not a journal record, skipped unread")
+        lastHash = "overlong"
+    }
+
+    mutating func torn() {
+        lineNumber += 1
+        problem("is torn (the stick was pulled mid-write); the next append sets it aside")
+    }
+
+    mutating func consume(_ line: ArraySlice<UInt8>) {
+        lineNumber += 1
+        defer { lastHash = Journal.sha256(line) }
+        guard String(validating: line, as: UTF8.self) != nil else {
+            problem("is not UTF-8 text; not a journal record")
+            return
+        }
+        guard let (signed, signature) = Journal.split(line),
+            let header = try? JSONDecoder().decode(RecordHeader.self, from: Data(line))
+        else {
+            problem("is not a journal record")
+            return
+        }
+        var trusted = true
+        if let signer = nncp.node(id: header.nodeID) {
+            if !signer.isValidSignature(signature, for: signed) {
+                problem("does not verify against \(signer.name)'s signpub: edited or forged", seq: header.seq)
+                trusted = false
+            }
+        } else {
+            problem(
+                "is signed by node \(printable(header.nodeID, limit: 60)) (\(printable(header.node, limit: 40))), which this host does not know",
+                seq: header.seq)
+            trusted = false
+        }
+        let first = lineNumber == 1
+        let chained =
+            header.event == "summary" && first
+            || (first ? header.seq == 1 && header.prev.isEmpty : header.seq == (lastSeq ?? 0) + 1 && header.prev == lastHash)
+        if !chained {
+            problem(
+                first
+                    ? "does not start the journal (seq 1, or a summary): records before it were removed"
+                    : "does not follow seq \(lastSeq.map(String.init) ?? "?"): a record was deleted, reordered or inserted",
+                seq: header.seq)
+            trusted = false
+        }
+        lastSeq = header.seq
+        result.records.append(
+            VerifiedRecord(
+                seq: header.seq, time: header.time, node: header.node, nodeID: header.nodeID, role: header.role, event: header.event,
+                trusted: trusted, fromSummary: false, line: Array(line)))
+        if header.event == "summary", trusted, let summary = result.records.last?.decode(SummaryData.self) {
+            for embedded in summary.latest {
+                consumeEmbedded(Array(embedded.utf8)[...], summarySeq: header.seq)
+            }
+        }
+    }
+
+    /// A record carried in a summary: its own signature must verify; the
+    /// summary's signature vouches for its place in the chain.
+    private mutating func consumeEmbedded(_ line: ArraySlice<UInt8>, summarySeq: Int) {
+        guard let (signed, signature) = Journal.split(line),
+            let header = try? JSONDecoder().decode(RecordHeader.self, from: Data(line)),
+            let signer = nncp.node(id: header.nodeID),
+            signer.isValidSignature(signature, for: signed)
+        else {
+            problem("carries a record that does not verify", seq: summarySeq)
+            return
+        }
+        result.records.append(
+            VerifiedRecord(
+                seq: header.seq, time: header.time, node: header.node, nodeID: header.nodeID, role: header.role, event: header.event,
+                trusted: true, fromSummary: true, line: Array(line)))
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+
+/// `ferry status --json`. The field names are stable; README.md documents them.
+public struct StatusReport: Codable, Sendable, Equatable {
+    public struct Queue: Codable, Sendable, Equatable {
+        public var node: String
+        /// NNCP's niceness letter (F, P, N, B), or the number between them.
+        public var nice: String
+        public var packets: Int
+        public var bytes: UInt64
+    }
+
+    public var role: String
+    public var node: String
+    public var generated: String
+    /// Packets queued on this host, per recipient and niceness.
+    public var queue: [Queue]
+    public var sticks: [StickSeen]
+    /// This host's last visit.
+    public var lastVisit: VisitReport?
+    /// The peer's last visit as the journal brought it, verified.
+    public var peer: PeerState?
+    /// backupsvr: the enrolled drives.
+    public var drives: [EnrolledDrive]?
+    public var warnings: [String]
+}
+
+/// Builds the status of this host from its spool and `state-dir`; no stick
+/// needs to be present.
+public struct Status: Sendable {
+    public var context: FerryContext
+    public var nncp: NNCPConfig
+    /// A stick with less than this share free is nearly full.
+    static let nearlyFull = 0.1
+
+    public init(context: FerryContext, nncp: NNCPConfig) {
+        self.context = context
+        self.nncp = nncp
+    }
+
+    public func report() throws -> StatusReport {
+        let config = context.config
+        let now = context.clock.now()
+        var warnings: [String] = []
+        var queue: [StatusReport.Queue] = []
+        let spool = Spool(path: nncp.spool)
+        for node in nncp.neighbours.values where node.name != "self" && node.id != nncp.selfID {
+            let packets = try spool.queued(for: node.id)
+            for nice in Set(packets.map(\.nice)).sorted() {
+                let group = packets.filter { $0.nice == nice }
+                queue.append(
+                    .init(node: node.name, nice: Self.niceName(nice), packets: group.count, bytes: group.reduce(0) { $0 + $1.size }))
+            }
+        }
+        queue.sort { ($0.node, $0.nice) < ($1.node, $1.nice) }
+
+        let lastVisit = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: config.stateDir)
+        let peer = StateFile.read(PeerState.self, name: VisitJournal.peerStateFile, stateDir: config.stateDir)
+        let sticks = KnownSticks(stateDir: config.stateDir).load()
+        if config.role != .laptop {
+            let limit = parseDuration(config.status.visitWarnAfter) ?? .seconds(7 * 86400)
+            let seconds = TimeInterval(limit.components.seconds)
+            if let finished = lastVisit.flatMap({ Self.date($0.finished) }) {
+                if now.timeIntervalSince(finished) > seconds {
+                    warnings.append(
+                        "no stick has visited this host since \(lastVisit!.finished) (more than \(config.status.visitWarnAfter))")
+                }
+            } else {
+                warnings.append("no stick has visited this host yet")
+            }
+            if let peer, let time = Self.date(peer.time), now.timeIntervalSince(time) > seconds {
+                warnings.append("\(peer.node) was last visited \(peer.time), more than \(config.status.visitWarnAfter) ago")
+            }
+        }
+        for stick in sticks where stick.totalBytes > 0 && Double(stick.freeBytes) < Double(stick.totalBytes) * Self.nearlyFull {
+            warnings.append(
+                "stick \(stick.label) (\(stick.uuid)) was nearly full at its last visit: \(IdentifyReport.humanSize(stick.freeBytes)) free")
+        }
+        let tooBig = StateFile.read([String].self, name: "too-big.json", stateDir: config.stateDir) ?? []
+        let stillQueued = Set(
+            queue.isEmpty ? [] : try nncp.neighbours.values.flatMap { try spool.queued(for: $0.id, readingNiceness: false).map(\.name) })
+        for name in tooBig where stillQueued.contains(name) {
+            warnings.append("packet \(name) is larger than any stick seen; send such data with nncp-file -chunked")
+        }
+        if let peer {
+            warnings += peer.visit.warnings.map { "\(peer.node): \($0)" }
+        }
+        return StatusReport(
+            role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
+            peer: peer, drives: config.role == .backupsvr ? try context.drives.load() : nil, warnings: warnings)
+    }
+
+    static func niceName(_ nice: UInt8) -> String {
+        switch nice {
+        case 32: "F"
+        case 96: "P"
+        case 160: "N"
+        case 224: "B"
+        default: "\(nice)"
+        }
+    }
+
+    static func date(_ text: String) -> Date? {
+        try? Date(text, strategy: .iso8601)
+    }
+}
+
+/// The human form of `ferry status`: a compact table.
+public struct StatusText {
+    public var report: StatusReport
+
+    public init(_ report: StatusReport) {
+        self.report = report
+    }
+
+    public var text: String {
+        var lines = ["\(report.node) (\(report.role)), \(report.generated)"]
+        lines.append("queue:")
+        if report.queue.isEmpty { lines.append("  nothing queued") }
+        for entry in report.queue {
+            lines.append(
+                "  \(entry.node.padding(toLength: 12, withPad: " ", startingAt: 0)) nice \(entry.nice)  \(entry.packets) packet(s)  \(IdentifyReport.humanSize(entry.bytes))"
+            )
+        }
+        lines.append("sticks:")
+        if report.sticks.isEmpty { lines.append("  none seen yet") }
+        for stick in report.sticks {
+            lines.append(
+                "  \(stick.label) \(stick.uuid)  last seen \(stick.lastSeen)  \(IdentifyReport.humanSize(stick.freeBytes)) free of \(IdentifyReport.humanSize(stick.totalBytes))"
+            )
+        }
+        if let visit = report.lastVisit {
+            lines.append(
+                "last visit: \(visit.finished): received \(visit.received.packets), sent \(visit.sent.packets), pending for \(visit.peer) \(visit.pendingForPeer.packets), stayed behind \(visit.stayedBehind.count)"
+            )
+        }
+        if let peer = report.peer {
+            let visit = peer.visit
+            lines.append("\(peer.node), as its journal record seq \(peer.seq) says (verified \(peer.verified)):")
+            lines.append(
+                "  last visited \(peer.time): received \(visit.received.packets), acknowledged \(visit.acks), pending for \(visit.peer) \(visit.pendingForPeer.packets)"
+            )
+            if let backlog = visit.receiveBacklog {
+                lines.append("  receive backlog: \(backlog.packets) packet(s), \(IdentifyReport.humanSize(backlog.bytes))")
+            }
+            for drive in visit.drives ?? [] { lines.append("  drive \(drive.pool) (GUID \(drive.guid)), enrolled \(drive.enrolled)") }
+            if let toss = visit.lastToss {
+                lines.append("  last toss \(toss.finished): \(toss.succeeded ? "ok" : "with errors (\(toss.errors.count))")")
+            }
+        }
+        for drive in report.drives ?? [] { lines.append("drive \(drive.pool) (GUID \(drive.guid)), enrolled \(drive.enrolled)") }
+        lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
+        lines += report.warnings.map { "  ! \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import Testing
+
+@testable import FerryCore
+
+func randomBytes(_ count: Int) throws -> [UInt8] {
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+    defer { try? handle.close() }
+    return Array(try handle.read(upToCount: count) ?? Data())
+}
+
+@Suite("The signed journal")
+struct JournalTests {
+    let scratch = TemporaryDirectory()
+    let nodes = TestNodes()
+
+    struct Visit: Codable, Equatable {
+        var packets: Int
+        var note: String
+    }
+
+    func writer(_ node: String, limit: Int = Journal.sizeLimit) throws -> JournalWriter {
+        JournalWriter(directory: try SafeDirectory(path: scratch.path), nncp: nodes.config(of: node), clock: FixedClock(), sizeLimit: limit)
+    }
+
+    func verify(as node: String = "spooler") throws -> VerifiedJournal {
+        try JournalReader.verify(directory: SafeDirectory(path: scratch.path), nncp: nodes.config(of: node))
+    }
+
+    var path: String { scratch.path + "/journal" }
+
+    func lines() throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    func write(_ lines: [String]) throws {
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    /// Five records: backupsvr and the spooler take turns.
+    func fiveRecords() throws {
+        for seq in 1...5 {
+            try writer(seq % 2 == 1 ? "backupsvr" : "spooler").append(
+                event: "visit", role: "x", data: Visit(packets: seq * 10, note: "visit \(seq)"))
+        }
+    }
+
+    @Test("records from two nodes chain and verify on either node")
+    func roundTrip() throws {
+        try fiveRecords()
+        for reader in ["spooler", "backupsvr"] {
+            let journal = try verify(as: reader)
+            #expect(journal.problems.isEmpty, "\(journal.problems)")
+            #expect(journal.records.map(\.seq) == [1, 2, 3, 4, 5])
+            #expect(journal.records.allSatisfy { $0.trusted })
+        }
+        let latest = try #require(try verify().latestTrusted(event: "visit", nodeID: nodes.id("backupsvr")))
+        #expect(latest.seq == 5)
+        #expect(latest.decode(Visit.self) == Visit(packets: 50, note: "visit 5"))
+        #expect(try lines()[0].hasSuffix("\"}"))
+        #expect(try lines()[0].contains(#""prev":"""#))
+    }
+
+    @Test("an edited number is caught at its seq, and the next record's link with it")
+    func edited() throws {
+        try fiveRecords()
+        var all = try lines()
+        all[2] = all[2].replacingOccurrences(of: #""packets":30"#, with: #""packets":31"#)
+        try write(all)
+        let journal = try verify()
+        #expect(journal.problems.map(\.seq) == [3, 4])
+        #expect(journal.problems[0].problem.contains("edited or forged"))
+        #expect(journal.records.filter { !$0.trusted }.map(\.seq) == [3, 4])
+        #expect(journal.records.filter(\.trusted).map(\.seq) == [1, 2, 5])
+    }
+
+    @Test("a deleted middle record is caught at the record after it")
+    func deleted() throws {
+        try fiveRecords()
+        var all = try lines()
+        all.remove(at: 2)
+        try write(all)
+        let journal = try verify()
+        #expect(journal.problems.map(\.seq) == [4])
+        #expect(journal.problems[0].problem.contains("does not follow seq 2"))
+    }
+
+    @Test("two swapped records are caught")
+    func swapped() throws {
+        try fiveRecords()
+        var all = try lines()
+        all.swapAt(1, 2)
+        try write(all)
+        let journal = try verify()
+        #expect(journal.problems.map(\.seq) == [3, 2, 4])
+        #expect(journal.records.filter(\.trusted).map(\.seq) == [1, 5])
+    }
+
+    @Test("a record signed by a node the reader does not know is reported as such")
+    func stranger() throws {
+        try fiveRecords()
+        let strangers = TestNodes(["stranger"])
+        try JournalWriter(directory: SafeDirectory(path: scratch.path), nncp: strangers.config(of: "stranger"), clock: FixedClock())
+            .append(event: "visit", role: "x", data: Visit(packets: 1, note: "forged"))
+        let journal = try verify()
+        #expect(journal.problems.map(\.seq) == [6])
+        #expect(journal.problems[0].problem.contains("which this host does not know"))
+        #expect(journal.latestTrusted(event: "visit", nodeID: strangers.id("stranger")) == nil)
+    }
+
+    @Test("a line torn mid-write is reported; the next append sets it aside and the journal verifies")
+    func torn() throws {
+        try fiveRecords()
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        let size = try handle.seekToEnd()
+        try handle.truncate(atOffset: size - 40)
+        try handle.close()
+        let journal = try verify()
+        #expect(journal.records.filter(\.trusted).map(\.seq) == [1, 2, 3, 4])
+        #expect(journal.problems.count == 1)
+        #expect(journal.problems[0].problem.contains("torn"))
+        #expect(try writer("spooler").append(event: "visit", role: "x", data: Visit(packets: 6, note: "after")) == 5)
+        let repaired = try verify()
+        #expect(repaired.problems.isEmpty, "\(repaired.problems)")
+        #expect(repaired.records.map(\.seq) == [1, 2, 3, 4, 5])
+        #expect(FileManager.default.fileExists(atPath: scratch.path + "/journal.torn"))
+    }
+
+    @Test("50 MiB of garbage, a 10 MiB line and invalid UTF-8 do not crash the reader or cost the good records")
+    func garbage() throws {
+        try fiveRecords()
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0xFF, 0xFE, 0x00, 0x0A]))
+        try handle.write(contentsOf: Data(repeating: UInt8(ascii: "x"), count: 10 << 20) + Data([0x0A]))
+        try handle.write(contentsOf: Data(try randomBytes(50 << 20)))
+        try handle.close()
+        let journal = try verify()
+        #expect(journal.records.filter(\.trusted).map(\.seq) == [1, 2, 3, 4, 5])
+        #expect(journal.problems.first?.problem.contains("not UTF-8") == true)
+        #expect(journal.problems[1].problem.contains("longer than"))
+        #expect(journal.problems.count == VerifiedJournal.problemLimit, "problems are capped; the rest counted")
+        #expect(journal.problemsNotListed > 10_000)
+    }
+
+    @Test("a journal that is a symlink is refused")
+    func symlink() throws {
+        try "x".write(toFile: scratch.path + "/elsewhere", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: scratch.path + "/elsewhere")
+        #expect { _ = try verify() } throws: { ($0 as? FileAccessError)?.code == .symlink }
+        #expect { try writer("spooler").append(event: "visit", role: "x", data: Visit(packets: 1, note: "")) } throws: {
+            ($0 as? FileAccessError)?.code == .symlink
+        }
+    }
+
+    @Test("past its size limit the journal is compacted into a signed summary that still verifies")
+    func compaction() throws {
+        for seq in 1...100 {
+            try writer(seq % 2 == 0 ? "spooler" : "backupsvr", limit: 4096)
+                .append(event: "visit", role: "x", data: Visit(packets: seq, note: String(repeating: "n", count: 100)))
+        }
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        #expect(size < 3 * 4096)
+        let journal = try verify()
+        #expect(journal.problems.isEmpty, "\(journal.problems)")
+        #expect(journal.records.contains { $0.event == "summary" })
+        #expect(journal.latestTrusted(event: "visit", nodeID: nodes.id("spooler"))?.decode(Visit.self)?.packets == 100)
+        #expect(journal.latestTrusted(event: "visit", nodeID: nodes.id("backupsvr"))?.decode(Visit.self)?.packets == 99)
+        let last = try #require(journal.records.last)
+        #expect(last.seq > 100, "the seq goes on across compactions")
+        #expect(last.decode(Visit.self)?.packets == 100)
+    }
+
+    @Test("the first record after garbage at the end still chains, and the seq goes on")
+    func appendAfterGarbage() throws {
+        try fiveRecords()
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("not a record\n".utf8))
+        try handle.close()
+        #expect(try writer("spooler").append(event: "visit", role: "x", data: Visit(packets: 6, note: "")) == 6)
+        let journal = try verify()
+        #expect(journal.problems.count == 1)
+        #expect(journal.records.last?.trusted == true)
+    }
+}
