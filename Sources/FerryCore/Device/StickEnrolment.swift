@@ -61,6 +61,12 @@ public struct StickEnrolment: Sendable {
             let identity = try StickIdentity.make(for: device, nncp: nncp, at: context.clock.now())
             let directory = try root.subdirectory(StickIdentity.directory, create: true)
             try directory.writeFileAtomically(StickIdentity.fileName, bytes: try identity.encoded())
+            do {
+                try JournalWriter(directory: directory, nncp: nncp, clock: context.clock)
+                    .append(event: "enroll", role: context.config.role.rawValue, data: identity)
+            } catch {
+                context.logger.warning("the stick is enrolled, but its journal could not be started: \(error)")
+            }
             context.logger.info(
                 "enrolled stick",
                 metadata: [

@@ -113,7 +113,8 @@ struct Verifier {
         var trusted = true
         if let signer = nncp.node(id: header.nodeID) {
             if !signer.isValidSignature(signature, for: signed) {
-                problem("does not verify against \(signer.name)'s signpub: edited or forged", seq: header.seq)
+                let owner = signer.id == nncp.selfID ? "this node's" : "\(signer.name)'s"
+                problem("does not verify against \(owner) signpub: edited or forged", seq: header.seq)
                 trusted = false
             }
         } else {
@@ -137,13 +138,21 @@ struct Verifier {
         lastSeq = header.seq
         result.records.append(
             VerifiedRecord(
-                seq: header.seq, time: header.time, node: header.node, nodeID: header.nodeID, role: header.role, event: header.event,
+                seq: header.seq, time: header.time, node: displayName(header), nodeID: header.nodeID, role: header.role,
+                event: header.event,
                 trusted: trusted, fromSummary: false, line: Array(line)))
         if header.event == "summary", trusted, let summary = result.records.last?.decode(SummaryData.self) {
             for embedded in summary.latest {
                 consumeEmbedded(Array(embedded.utf8)[...], summarySeq: header.seq)
             }
         }
+    }
+
+    /// The writer as this host knows it: the writer's own claim is only a
+    /// label, the id is what was checked.
+    private func displayName(_ header: RecordHeader) -> String {
+        guard let known = nncp.node(id: header.nodeID) else { return printable(header.node, limit: 40) }
+        return known.id == nncp.selfID ? "this node" : known.name
     }
 
     /// A record carried in a summary: its own signature must verify; the
@@ -159,7 +168,8 @@ struct Verifier {
         }
         result.records.append(
             VerifiedRecord(
-                seq: header.seq, time: header.time, node: header.node, nodeID: header.nodeID, role: header.role, event: header.event,
+                seq: header.seq, time: header.time, node: displayName(header), nodeID: header.nodeID, role: header.role,
+                event: header.event,
                 trusted: true, fromSummary: true, line: Array(line)))
     }
 }
