@@ -41,6 +41,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(name: "ferry-bench", dependencies: ["FerryCore"]),
         .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore", .product(name: "Crypto", package: "swift-crypto")]

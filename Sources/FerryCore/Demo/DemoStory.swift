@@ -3,6 +3,11 @@ import Logging
 
 public struct DemoError: FerryError {
     public var problem: String
+
+    public init(problem: String) {
+        self.problem = problem
+    }
+
     public var description: String { problem }
 }
 
