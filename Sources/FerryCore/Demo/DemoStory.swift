@@ -118,8 +118,8 @@ public struct DemoStory: Sendable {
         try await tellExchange(scratch: scratch, network: network, stick: stick, spooler: spooler, backupsvr: backupsvr)
         try await tellDrive(scratch: scratch, backupsvr: backupsvr, loops: &loops)
 
-        say("\nWhat comes next (later releases): the signed journal that carries backupsvr's state back")
-        say("to the spooler, real ZFS streams (ferry send, ferry receive), and drive rotation.")
+        say("\nWhat comes next (later releases): real ZFS streams (ferry send, ferry receive) and drive")
+        say("rotation, whose state the journal will carry back to the spooler as well.")
     }
 
     private func tellExchange(scratch: String, network: NNCPTestNetwork, stick: LoopDevice, spooler: FerryContext, backupsvr: FerryContext)
@@ -154,6 +154,11 @@ public struct DemoStory: Sendable {
         let received = FileManager.default.contents(atPath: scratch + "/received")
         say("   backupsvr's handler got the stream \(received == Data(stream) ? "byte for byte" : "DAMAGED OR NOT AT ALL").")
         say("   The spooler kept its copy until backupsvr's ACK came back on the stick, so a lost stick loses nothing.")
+        if let peer = StateFile.read(PeerState.self, name: VisitJournal.peerStateFile, stateDir: spooler.config.stateDir) {
+            say(
+                "   From the signed journal on the stick, the spooler now knows backupsvr's visit of \(peer.time) (record seq \(peer.seq), verified against backupsvr's NNCP key): received \(peer.visit.received.packets), acknowledged \(peer.visit.acks)."
+            )
+        }
     }
 
     private func tellDrive(scratch: String, backupsvr: FerryContext, loops: inout [LoopDevice]) async throws {
