@@ -41,6 +41,23 @@ func retryingEINTR(_ call: () -> Int32) throws(Errno) -> Int32 {
     }
 }
 
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
+func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(Errno) {
+    let failure: Errno? = bytes.withUnsafeBytes { buffer in
+        var written = 0
+        while written < buffer.count {
+            let step = write(fd, buffer.baseAddress! + written, buffer.count - written)
+            if step < 0 {
+                if errno == EINTR { continue }
+                return Errno(rawValue: errno)
+            }
+            written += step
+        }
+        return nil
+    }
+    if let failure { throw failure }
+}
+
 /// An open directory on a medium that is not trusted.
 ///
 /// Every name is resolved relative to this directory's descriptor with
@@ -188,17 +205,7 @@ public final class SafeDirectory: @unchecked Sendable {
         }
         var isOpen = true
         do throws(Errno) {
-            var written = 0
-            while written < bytes.count {
-                let count = bytes.withUnsafeBytes { buffer in
-                    write(file, buffer.baseAddress! + written, buffer.count - written)
-                }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw Errno(rawValue: errno)
-                }
-                written += count
-            }
+            try writeAll(file, bytes[...])
             try retryingEINTR { fsync(file) }
             isOpen = false
             try retryingEINTR { close(file) }
@@ -349,15 +356,7 @@ extension SafeDirectory {
                     throw Errno(rawValue: errno)
                 }
                 if count == 0 { break }
-                var written = 0
-                while written < count {
-                    let step = buffer.withUnsafeBytes { write(output, $0.baseAddress! + written, count - written) }
-                    if step < 0 {
-                        if errno == EINTR { continue }
-                        throw Errno(rawValue: errno)
-                    }
-                    written += step
-                }
+                try writeAll(output, buffer[..<count])
             }
             try retryingEINTR { fsync(output) }
             isOpen = false

@@ -47,14 +47,10 @@ public final class SafeFile: @unchecked Sendable {
 
     /// Writes all of `bytes` at the end (the file is open for appending).
     public func append(_ bytes: [UInt8]) throws(FileAccessError) {
-        var written = 0
-        while written < bytes.count {
-            let step = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if step < 0 {
-                if errno == EINTR { continue }
-                throw fail(Errno(rawValue: errno))
-            }
-            written += step
+        do {
+            try writeAll(fd, bytes[...])
+        } catch {
+            throw fail(error)
         }
     }
 
