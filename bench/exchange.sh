@@ -135,6 +135,19 @@ run_spooler_rounds() { # label
         "$1" "$f" "$h" "$c" "$(ratio "$f" "$h")" "$(ratio "$f" "$c")" "$(( $(sort -n "$work/rsses" | tail -1) / 1024 ))"
 }
 
+# ferry's own start, cold (caches dropped) and warm, against nncp-xfer's.
+start_time() { # cold|warm command...
+    local mode=$1; shift
+    for _ in $(seq 5); do
+        [ "$mode" = cold ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
+        local s e; s=$(now); "$@" >/dev/null 2>&1 || true; e=$(now)
+        awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", b-a}'
+    done | median
+}
+printf 'start-up, median of 5: ferry --help cold %ss warm %ss; nncp-xfer -version cold %ss warm %ss\n' \
+    "$(start_time cold "$FERRY" --help)" "$(start_time warm "$FERRY" --help)" \
+    "$(start_time cold nncp-xfer -version)" "$(start_time warm nncp-xfer -version)"
+
 echo "ferry exchange benchmark: $PACKETS packets of $PACKET_MIB MiB ($total_mib MiB), ${stick_mib} MiB ext4 stick on $stick, medians of $ROUNDS rounds"
 run_spooler_rounds "spooler, empty queue"
 

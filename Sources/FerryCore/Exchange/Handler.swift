@@ -25,6 +25,9 @@ public struct Handler: Sendable {
     public func handle(devnode: String) async throws -> Recognition {
         try context.config.require(.spooler, .backupsvr, for: "handle")
         let logger = context.logger
+        // nncp-cfgdir runs while the medium is probed: most media are sticks.
+        let nncpLoad = Task { [context] in try await context.nncpConfig() }
+        defer { nncpLoad.cancel() }
         var lock: SpoolLock? = try await SpoolLock.acquire(stateDir: context.config.stateDir, logger: logger)
         let recognizer = MediumRecognizer(context: context)
         let device = try context.inspector.inspect(devnode: devnode)
@@ -37,7 +40,7 @@ public struct Handler: Sendable {
 
         // One mount: read-only until the identity verifies, then read-write
         // for the exchange. A medium that fails is unmounted untouched.
-        let nncp = try await context.nncpConfig()
+        let nncp = try await nncpLoad.value
         let visit = StickVisit(context: context, nncp: nncp)
         let (recognition, report) = try await withMountedMedium(device, readOnly: true, context: context) { root in
             let recognition = try recognizer.check(root: root, device: device, nncp: nncp)
