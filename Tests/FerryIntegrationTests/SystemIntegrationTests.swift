@@ -85,15 +85,15 @@ struct UdevRuleTests {
 @Suite("The systemd unit and make install", .tags(.integration))
 struct UnitTests {
     /// systemd-analyze verify returns 0 on unknown keys, so any output is a failure.
-    func verify(_ unit: String) async throws -> String {
+    func verify(_ unit: String, name: String = "ferry@.service", instance: String = "ferry@sdz1.service") async throws -> String {
         var template = Array("/tmp/ferry-unit.XXXXXX".utf8CString)
         let directory = String(cString: mkdtemp(&template)!)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // verify insists that ExecStart's binary exists; only that path changes.
         let copy = unit.replacingOccurrences(of: "ExecStart=/usr/bin/ferry ", with: "ExecStart=\(FerryBinary.path) ")
-        try copy.write(toFile: directory + "/ferry@.service", atomically: false, encoding: .utf8)
+        try copy.write(toFile: directory + "/" + name, atomically: false, encoding: .utf8)
         let result = try await SubprocessRunner().run(
-            Command("/usr/bin/systemd-analyze", ["verify", directory + "/ferry@sdz1.service"], timeout: .seconds(60)), input: nil)
+            Command("/usr/bin/systemd-analyze", ["verify", directory + "/" + instance], timeout: .seconds(60)), input: nil)
         return (result.output + String(decoding: result.standardError, as: UTF8.self)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -108,6 +108,9 @@ struct UnitTests {
         #expect(try await verify(unit) == "")
         let broken = unit.replacingOccurrences(of: "[Service]\n", with: "[Service]\nNoSuchSetting=yes\n")
         #expect(try await verify(broken).contains("NoSuchSetting"))
+        let toss = try String(contentsOfFile: repositoryRoot + "/systemd/ferry-toss.service", encoding: .utf8)
+        #expect(toss.contains("ExecStart=/usr/bin/ferry toss\n"))
+        #expect(try await verify(toss, name: "ferry-toss.service", instance: "ferry-toss.service") == "")
     }
 
     @Test("make install puts the binary, the rule, the unit and the config example in their Debian places")
@@ -127,6 +130,8 @@ struct UnitTests {
                 == manager.contents(atPath: repositoryRoot + "/udev/90-ferry.rules"))
         let unit = try String(contentsOfFile: root + "/etc/systemd/system/ferry@.service", encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/bin/ferry handle /dev/%I\n"))
+        let toss = try String(contentsOfFile: root + "/etc/systemd/system/ferry-toss.service", encoding: .utf8)
+        #expect(toss.contains("ExecStart=/usr/bin/ferry toss\n"))
         #expect(manager.fileExists(atPath: root + "/etc/ferry/ferry.toml.example"))
         #expect(!manager.fileExists(atPath: root + "/etc/ferry/ferry.toml"), "install never writes the real config")
     }
