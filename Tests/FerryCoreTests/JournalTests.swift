@@ -1,7 +1,15 @@
+import Crypto
 import Foundation
 import Testing
 
 @testable import FerryCore
+
+/// The process's peak resident set size so far (getrusage ru_maxrss).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}
 
 func randomBytes(_ count: Int) throws -> [UInt8] {
     let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
@@ -111,10 +119,13 @@ struct JournalTests {
     @Test("a line torn mid-write is reported; the next append sets it aside and the journal verifies")
     func torn() throws {
         try fiveRecords()
+        let whole = try Data(contentsOf: URL(fileURLWithPath: path))
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
         let size = try handle.seekToEnd()
         try handle.truncate(atOffset: size - 40)
         try handle.close()
+        let cut = whole.prefix(whole.count - 40)
+        let lastNewline = try #require(cut.lastIndex(of: 0x0A))
         let journal = try verify()
         #expect(journal.records.filter(\.trusted).map(\.seq) == [1, 2, 3, 4])
         #expect(journal.problems.count == 1)
@@ -123,7 +134,10 @@ struct JournalTests {
         let repaired = try verify()
         #expect(repaired.problems.isEmpty, "\(repaired.problems)")
         #expect(repaired.records.map(\.seq) == [1, 2, 3, 4, 5])
-        #expect(FileManager.default.fileExists(atPath: scratch.path + "/journal.torn"))
+        let tornPart = try Data(contentsOf: URL(fileURLWithPath: scratch.path + "/journal.torn"))
+        #expect(tornPart == cut[(lastNewline + 1)...] + Data([0x0A]))
+        let repairedBytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(repairedBytes.prefix(lastNewline + 1) == whole.prefix(lastNewline + 1), "the whole lines are kept as they were")
     }
 
     @Test("50 MiB of garbage, a 10 MiB line and invalid UTF-8 do not crash the reader or cost the good records")
@@ -133,9 +147,15 @@ struct JournalTests {
         try handle.seekToEnd()
         try handle.write(contentsOf: Data([0xFF, 0xFE, 0x00, 0x0A]))
         try handle.write(contentsOf: Data(repeating: UInt8(ascii: "x"), count: 10 << 20) + Data([0x0A]))
-        try handle.write(contentsOf: Data(try randomBytes(50 << 20)))
+        for _ in 0..<50 {
+            try handle.write(contentsOf: Data(try randomBytes(1 << 20)))
+        }
         try handle.close()
+        let peakBefore = peakResidentBytes()
         let journal = try verify()
+        // The file is over 60 MiB; a reader that held it whole would raise
+        // the process's peak by far more than a few chunks.
+        #expect(peakResidentBytes() - peakBefore < 24 << 20)
         #expect(journal.records.filter(\.trusted).map(\.seq) == [1, 2, 3, 4, 5])
         #expect(journal.problems.first?.problem.contains("not UTF-8") == true)
         #expect(journal.problems[1].problem.contains("longer than"))
@@ -166,6 +186,13 @@ struct JournalTests {
         #expect(journal.records.contains { $0.event == "summary" })
         #expect(journal.latestTrusted(event: "visit", nodeID: nodes.id("spooler"))?.decode(Visit.self)?.packets == 100)
         #expect(journal.latestTrusted(event: "visit", nodeID: nodes.id("backupsvr"))?.decode(Visit.self)?.packets == 99)
+        let summary = try #require(journal.records.first)
+        #expect(summary.event == "summary")
+        let data = try #require(summary.decode(SummaryData.self))
+        #expect(data.lastSeq + 1 == summary.seq)
+        #expect(data.firstSeq <= data.lastSeq)
+        #expect(data.replaced > 0)
+        #expect(journal.records.contains { $0.fromSummary && $0.trusted })
         let last = try #require(journal.records.last)
         #expect(last.seq > 100, "the seq goes on across compactions")
         #expect(last.decode(Visit.self)?.packets == 100)
@@ -182,5 +209,116 @@ struct JournalTests {
         let journal = try verify()
         #expect(journal.problems.count == 1)
         #expect(journal.records.last?.trusted == true)
+    }
+
+    @Test("a line is the sorted-keys record with its signature last, signed over the domain and the unsigned bytes")
+    func lineLayout() throws {
+        try writer("backupsvr").append(event: "visit", role: "backup", data: Visit(packets: 7, note: "a/b"))
+        let line = try #require(try lines().first)
+        let marker = try #require(line.range(of: #","sig":""#))
+        let unsigned = String(line[..<marker.lowerBound]) + "}"
+        let signatureHex = String(line[marker.upperBound...].dropLast(2))
+        #expect(signatureHex.count == 128)
+        #expect(signatureHex.allSatisfy { "0123456789abcdef".contains($0) })
+        #expect(line.hasSuffix("\"}"))
+        #expect(
+            unsigned
+                == #"{"data":{"note":"a/b","packets":7},"event":"visit","node":""# + nodes.config(of: "backupsvr").selfName
+                + #"","node-id":""# + nodes.id("backupsvr")
+                + #"","prev":"","role":"backup","seq":1,"time":""# + FixedClock().date.rfc3339 + #""}"#)
+        var signature: [UInt8] = []
+        var digits = signatureHex.makeIterator()
+        while let high = digits.next(), let low = digits.next() {
+            signature.append(UInt8(String([high, low]), radix: 16)!)
+        }
+        let key = try Curve25519.Signing.PublicKey(rawRepresentation: nodes.publicKey("backupsvr"))
+        #expect(key.isValidSignature(signature, for: Array("ferry journal v1\n".utf8) + Array(unsigned.utf8)))
+        try writer("spooler").append(event: "visit", role: "spool", data: Visit(packets: 8, note: ""))
+        let second = try lines()[1]
+        #expect(second.contains(#""prev":"\#(Journal.sha256(Array(line.utf8)))""#))
+    }
+
+    @Test(
+        "a seq that would overflow the count, or is below 1, makes the line garbage; reader and writer go on",
+        arguments: ["9223372036854775807", "9007199254740993", "0", "-1"])
+    func hostileSeq(seq: String) throws {
+        try fiveRecords()
+        var all = try lines()
+        all[4] = all[4].replacingOccurrences(of: #""seq":5"#, with: #""seq":\#(seq)"#)
+        try write(all)
+        #expect(try writer("spooler").append(event: "visit", role: "x", data: Visit(packets: 6, note: "")) == 5)
+        let journal = try verify()
+        #expect(journal.problems.map(\.line) == [5])
+        #expect(journal.problems.first?.problem.contains("not a journal record") == true)
+        #expect(journal.records.map(\.seq) == [1, 2, 3, 4, 5])
+        #expect(journal.records.allSatisfy { $0.trusted })
+    }
+
+    @Test("a record appended after a 10 MiB line chains to that line's hash, computed without holding the line")
+    func afterOverlongLine() throws {
+        try fiveRecords()
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(repeating: UInt8(ascii: "{"), count: 10 << 20) + Data([0x0A]))
+        try handle.close()
+        #expect(try writer("backupsvr", limit: 1 << 30).append(event: "visit", role: "x", data: Visit(packets: 6, note: "")) == 6)
+        let journal = try verify()
+        #expect(journal.problems.map(\.line) == [6])
+        #expect(journal.problems.first?.problem.contains("longer than") == true)
+        #expect(journal.records.map(\.seq) == [1, 2, 3, 4, 5, 6])
+        #expect(journal.records.allSatisfy { $0.trusted })
+    }
+
+    @Test("an append reads only the journal's tail, however long the journal is")
+    func appendReadsTail() throws {
+        try fiveRecords()
+        let records = try Data(contentsOf: URL(fileURLWithPath: path))
+        // 64 MiB of zeros before the records, as a hole that costs no disk.
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.truncate(atOffset: 0)
+        try handle.truncate(atOffset: 64 << 20)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0x0A]) + records)
+        try handle.close()
+        var bytesRead = 0
+        let seq = try writer("spooler", limit: 1 << 30).append(
+            event: "visit", role: "x", data: Visit(packets: 6, note: ""), bytesRead: &bytesRead)
+        #expect(seq == 6)
+        #expect(bytesRead > 0)
+        #expect(bytesRead <= 2 * JournalWriter.window)
+        let journal = try verify()
+        #expect(journal.records.filter(\.trusted).map(\.seq) == [2, 3, 4, 5, 6], "record 1 no longer starts the journal")
+    }
+
+    @Test("a torn tail of 50 MiB is set aside only up to the line limit")
+    func longTornTail() throws {
+        try fiveRecords()
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        for _ in 0..<50 {
+            try handle.write(contentsOf: Data(repeating: UInt8(ascii: "x"), count: 1 << 20))
+        }
+        try handle.close()
+        #expect(try writer("spooler").append(event: "visit", role: "x", data: Visit(packets: 6, note: "")) == 6)
+        let torn = try FileManager.default.attributesOfItem(atPath: scratch.path + "/journal.torn")[.size] as! Int
+        #expect(torn == Journal.lineLimit + 1)
+        let journal = try verify()
+        #expect(journal.problems.isEmpty, "\(journal.problems)")
+        #expect(journal.records.map(\.seq) == [1, 2, 3, 4, 5, 6])
+    }
+
+    @Test("compaction keeps the summary a readable line even when the latest records are large")
+    func compactionOfLargeRecords() throws {
+        let events = ["visit", "drive", "enroll", "note"]
+        for round in 0..<8 {
+            try writer(round % 2 == 0 ? "spooler" : "backupsvr", limit: 4096).append(
+                event: events[round % events.count], role: "x",
+                data: Visit(packets: round, note: String(repeating: "\"", count: 150 << 10)))
+        }
+        let journal = try verify()
+        #expect(journal.problems.isEmpty, "\(journal.problems)")
+        #expect(try lines().allSatisfy { $0.utf8.count <= Journal.lineLimit })
+        let last = try #require(journal.latestTrusted(event: "note", nodeID: nodes.id("backupsvr")))
+        #expect(last.decode(Visit.self)?.packets == 7)
     }
 }

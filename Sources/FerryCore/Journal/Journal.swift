@@ -16,11 +16,22 @@ public enum Journal {
     public static let sizeLimit = 1 << 20
     /// A line longer than this is not a record; a reader skips it unread.
     public static let lineLimit = 1 << 20
+    /// The largest seq a record may carry: the largest integer every JSON
+    /// reader holds exactly. A larger one, or one below 1, makes the line not
+    /// a record, so that no hostile seq can overflow the count.
+    public static let seqLimit = 1 << 53
     static let domain = Array("ferry journal v1\n".utf8)
     static let sigPrefix = Array(#","sig":""#.utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        var text: [UInt8] = []
+        text.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            text.append(hexDigits[Int(byte >> 4)])
+            text.append(hexDigits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     static func sha256(_ bytes: some DataProtocol) -> String {
@@ -69,6 +80,14 @@ struct RecordHeader: Decodable {
     enum CodingKeys: String, CodingKey {
         case seq, prev, time, node, role, event
         case nodeID = "node-id"
+    }
+
+    /// The header of `line`, or nil when the line is not a record.
+    init?(line: some Collection<UInt8>) {
+        guard let header = try? JSONDecoder().decode(RecordHeader.self, from: Data(line)),
+            (1...Journal.seqLimit).contains(header.seq)
+        else { return nil }
+        self = header
     }
 }
 

@@ -12,36 +12,41 @@ public enum JournalReader {
         var verifier = Verifier(nncp: nncp)
         var offset = 0
         var pending: [UInt8] = []
-        var overlong = false
+        // A line past the cap is only hashed, as the writer hashes it, so
+        // that the record after it can still chain to it.
+        var overlong: SHA256Stream?
         while true {
             let bytes = try file.read(at: offset, count: chunk)
             if bytes.isEmpty { break }
             offset += bytes.count
             var start = bytes.startIndex
-            while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                if overlong {
-                    verifier.skipOverlong()
-                    overlong = false
-                } else if pending.isEmpty {
-                    verifier.consume(bytes[start..<newline])
-                } else {
-                    pending += bytes[start..<newline]
-                    verifier.consume(pending[...])
+            while start < bytes.endIndex {
+                let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n"))
+                let piece = bytes[start..<(newline ?? bytes.endIndex)]
+                if overlong != nil {
+                    overlong!.update(piece)
+                } else if pending.count + piece.count > Journal.lineLimit {
+                    overlong = SHA256Stream()
+                    overlong!.update(pending[...])
+                    overlong!.update(piece)
                     pending.removeAll(keepingCapacity: false)
+                } else if newline == nil || !pending.isEmpty {
+                    pending += piece
+                }
+                guard let newline else { break }
+                if let hasher = overlong {
+                    verifier.skipOverlong(hash: hasher.finish())
+                    overlong = nil
+                } else if pending.isEmpty {
+                    verifier.consume(piece)
+                } else {
+                    verifier.consume(pending[...])
+                    pending.removeAll(keepingCapacity: true)
                 }
                 start = newline + 1
             }
-            if !overlong {
-                pending += bytes[start...]
-                if pending.count > Journal.lineLimit {
-                    overlong = true
-                    pending.removeAll(keepingCapacity: false)
-                }
-            }
         }
-        if overlong {
-            verifier.skipOverlong()
-        } else if !pending.isEmpty {
+        if overlong != nil || !pending.isEmpty {
             verifier.torn()
         }
         return verifier.result
@@ -57,7 +62,7 @@ public enum JournalReader {
             if torn && index == lines.count - 1 {
                 verifier.torn()
             } else if line.count > Journal.lineLimit {
-                verifier.skipOverlong()
+                verifier.skipOverlong(hash: Journal.sha256(line))
             } else {
                 verifier.consume(line)
             }
@@ -86,10 +91,10 @@ struct Verifier {
         result.problems.append(JournalProblem(line: lineNumber, seq: seq, problem: text))
     }
 
-    mutating func skipOverlong() {
+    mutating func skipOverlong(hash: String) {
         lineNumber += 1
         problem("is longer than \(Journal.lineLimit) bytes; not a journal record, skipped unread")
-        lastHash = "overlong"
+        lastHash = hash
     }
 
     mutating func torn() {
@@ -104,9 +109,7 @@ struct Verifier {
             problem("is not UTF-8 text; not a journal record")
             return
         }
-        guard let (signed, signature) = Journal.split(line),
-            let header = try? JSONDecoder().decode(RecordHeader.self, from: Data(line))
-        else {
+        guard let (signed, signature) = Journal.split(line), let header = RecordHeader(line: line) else {
             problem("is not a journal record")
             return
         }
@@ -159,7 +162,7 @@ struct Verifier {
     /// summary's signature vouches for its place in the chain.
     private mutating func consumeEmbedded(_ line: ArraySlice<UInt8>, summarySeq: Int) {
         guard let (signed, signature) = Journal.split(line),
-            let header = try? JSONDecoder().decode(RecordHeader.self, from: Data(line)),
+            let header = RecordHeader(line: line),
             let signer = nncp.node(id: header.nodeID),
             signer.isValidSignature(signature, for: signed)
         else {

@@ -9,6 +9,7 @@ public struct JournalWriter: Sendable {
     public var clock: any WallClock
     public var sizeLimit: Int
     static let window = 64 << 10
+    private static let newline = UInt8(ascii: "\n")
 
     public init(directory: SafeDirectory, nncp: NNCPConfig, clock: any WallClock, sizeLimit: Int = Journal.sizeLimit) {
         self.directory = directory
@@ -21,12 +22,26 @@ public struct JournalWriter: Sendable {
     /// write(2), then the file and the directory are fsynced.
     @discardableResult
     public func append<T: Encodable>(event: String, role: String, data: T) throws -> Int {
+        var bytesRead = 0
+        return try append(event: event, role: role, data: data, bytesRead: &bytesRead)
+    }
+
+    /// As `append(event:role:data:)`, and counts in `bytesRead` what it read
+    /// of the journal to find where to chain, which the journal's length
+    /// does not change.
+    func append<T: Encodable>(event: String, role: String, data: T, bytesRead: inout Int) throws -> Int {
+        // Another ferry on the same stick must not chain to the same record,
+        // nor append to a journal that compaction is replacing.
+        try directory.lockExclusively()
+        defer { directory.unlock() }
         var file = try directory.openForAppending(Journal.fileName)
+        var tail = TailReader(file: file)
         var size = try file.size()
         if size > 0 {
-            size = try setTornLineAside(file, size: size)
+            size = try setTornLineAside(&tail, size: size)
         }
-        var (lastSeq, lastHash) = size > 0 ? try lastRecord(file, size: size) : (0, "")
+        var (lastSeq, lastHash) = size > 0 ? try chainPoint(&tail, size: size) : (0, "")
+        bytesRead = tail.bytesRead
         if size > sizeLimit {
             (lastSeq, lastHash) = try compact(lastSeq: lastSeq, lastHash: lastHash, role: role)
             file = try directory.openForAppending(Journal.fileName)
@@ -35,7 +50,7 @@ public struct JournalWriter: Sendable {
             UnsignedRecord(
                 data: data, event: event, node: nncp.selfName, nodeID: nncp.selfID, prev: lastHash, role: role, seq: lastSeq + 1,
                 time: clock.now().rfc3339))
-        try file.append(line + [UInt8(ascii: "\n")])
+        try file.append(line + [Self.newline])
         try file.sync()
         try directory.syncDirectory()
         return lastSeq + 1
@@ -51,12 +66,12 @@ public struct JournalWriter: Sendable {
 
     /// Where the line ending before `end` starts: just after the newline
     /// before it, found by reading backwards in windows.
-    private func lineStart(_ file: SafeFile, before end: Int) throws -> Int {
+    private func lineStart(_ tail: inout TailReader, before end: Int) throws -> Int {
         var upper = end
         while upper > 0 {
             let lower = max(0, upper - Self.window)
-            let bytes = try file.read(at: lower, count: upper - lower)
-            if let newline = bytes.lastIndex(of: UInt8(ascii: "\n")) { return lower + newline + 1 }
+            let bytes = try tail.read(at: lower, count: upper - lower)
+            if let newline = bytes.lastIndex(of: Self.newline) { return lower + newline + 1 }
             upper = lower
         }
         return 0
@@ -64,50 +79,85 @@ public struct JournalWriter: Sendable {
 
     /// A last line without its newline was torn by a pulled stick: move it to
     /// `journal.torn` and cut the journal back to the last whole line.
-    private func setTornLineAside(_ file: SafeFile, size: Int) throws -> Int {
-        guard try file.read(at: size - 1, count: 1) != [UInt8(ascii: "\n")] else { return size }
-        let start = try lineStart(file, before: size)
+    ///
+    /// A torn record is never longer than a record, so only the first
+    /// `Journal.lineLimit` bytes of a longer torn part are kept; and
+    /// `journal.torn` starts over once it passes the journal's size limit,
+    /// so that neither file grows without bound on the stick.
+    private func setTornLineAside(_ tail: inout TailReader, size: Int) throws -> Int {
+        guard try tail.read(at: size - 1, count: 1) != [Self.newline] else { return size }
+        let start = try lineStart(&tail, before: size)
         let torn = try directory.openForAppending(Journal.tornFileName)
+        if try torn.size() > sizeLimit {
+            try torn.truncate(to: 0)
+        }
+        let end = min(size, start + Journal.lineLimit)
         var offset = start
-        while offset < size {
-            let bytes = try file.read(at: offset, count: min(Self.window, size - offset))
+        while offset < end {
+            let bytes = try tail.read(at: offset, count: min(Self.window, end - offset))
+            if bytes.isEmpty { break }
             try torn.append(bytes)
             offset += bytes.count
         }
-        try torn.append([UInt8(ascii: "\n")])
+        try torn.append([Self.newline])
         try torn.sync()
-        try file.truncate(to: start)
-        try file.sync()
+        try directory.syncDirectory()
+        try tail.file.truncate(to: start)
+        try tail.file.sync()
         return start
     }
 
-    /// The seq and hash that the next record chains to. A last line that is
-    /// not a record is chained to anyway, with the seq of the last record
-    /// found before it in the tail.
-    private func lastRecord(_ file: SafeFile, size: Int) throws -> (seq: Int, hash: String) {
-        var end = size - 1
-        var hash: String?
-        for _ in 0..<16 where end > 0 {
-            let start = try lineStart(file, before: end)
-            let length = end - start
-            if hash == nil {
-                var hasher = SHA256Stream()
-                var offset = start
-                while offset < end {
-                    let bytes = try file.read(at: offset, count: min(Self.window, end - offset))
-                    hasher.update(bytes)
-                    offset += bytes.count
-                }
-                hash = hasher.finish()
+    /// The seq and hash that the next record chains to: the hash of the last
+    /// line, and the seq of the last record in the tail. A last line that is
+    /// not a record is chained to anyway, with the seq of the last record in
+    /// the 64 KiB before it, or none; the reader chains the same way.
+    private func chainPoint(_ tail: inout TailReader, size: Int) throws -> (seq: Int, hash: String) {
+        let end = size - 1
+        let lower = max(0, end - Self.window)
+        let window = try tail.read(at: lower, count: end - lower)
+        let lastStart: Int
+        let lastLine: [UInt8]?
+        let hash: String
+        if let newline = window.lastIndex(of: Self.newline) {
+            lastStart = lower + newline + 1
+            lastLine = Array(window[(newline + 1)...])
+            hash = Journal.sha256(lastLine!)
+        } else if lower == 0 {
+            lastStart = 0
+            lastLine = window
+            hash = Journal.sha256(window)
+        } else {
+            // A last line longer than the window is hashed in pieces, and
+            // read whole only when it is short enough to be a record.
+            lastStart = try lineStart(&tail, before: lower)
+            var hasher = SHA256Stream()
+            var offset = lastStart
+            while offset < end {
+                let bytes = try tail.read(at: offset, count: min(Self.window, end - offset))
+                if bytes.isEmpty { break }
+                hasher.update(bytes[...])
+                offset += bytes.count
             }
-            if length <= Journal.lineLimit,
-                let header = try? JSONDecoder().decode(RecordHeader.self, from: Data(try file.read(at: start, count: length)))
-            {
-                return (header.seq, hash!)
-            }
-            end = start - 1
+            hash = hasher.finish()
+            lastLine = end - lastStart <= Journal.lineLimit ? try tail.read(at: lastStart, count: end - lastStart) : nil
         }
-        return (0, hash ?? "")
+        if let lastLine, let header = RecordHeader(line: lastLine) {
+            return (header.seq, hash)
+        }
+        guard lastStart > 0 else { return (0, hash) }
+        let earlierLower = max(0, lastStart - 1 - Self.window)
+        let earlier =
+            earlierLower >= lower
+            ? window[(earlierLower - lower)..<(lastStart - 1 - lower)]
+            : try tail.read(at: earlierLower, count: lastStart - 1 - earlierLower)[...]
+        var lines = earlier.split(separator: Self.newline, omittingEmptySubsequences: false)
+        if earlierLower > 0 {
+            lines.removeFirst()
+        }
+        for line in lines.reversed() {
+            if let header = RecordHeader(line: line) { return (header.seq, hash) }
+        }
+        return (0, hash)
     }
 
     /// Replaces the journal, atomically, by one signed summary that keeps the
@@ -119,15 +169,35 @@ public struct JournalWriter: Sendable {
             let key = record.nodeID + " " + record.event
             if (latest[key]?.seq ?? .min) <= record.seq { latest[key] = record }
         }
+        // JSON escaping at most doubles a line, so within half the line cap
+        // the summary stays a line the reader reads; the newest records win.
+        var budget = Journal.lineLimit / 2 - Self.window
+        var kept: [VerifiedRecord] = []
+        for record in latest.values.sorted(by: { $0.seq > $1.seq }) where record.line.count <= budget {
+            budget -= record.line.count
+            kept.append(record)
+        }
         let summary = SummaryData(
             replaced: journal.records.filter { !$0.fromSummary }.count, firstSeq: journal.records.first?.seq ?? 0, lastSeq: lastSeq,
-            latest: latest.values.sorted { $0.seq < $1.seq }.map { String(decoding: $0.line, as: UTF8.self) })
+            latest: kept.reversed().map { String(decoding: $0.line, as: UTF8.self) })
         let line = try signedLine(
             UnsignedRecord(
                 data: summary, event: "summary", node: nncp.selfName, nodeID: nncp.selfID, prev: lastHash, role: role, seq: lastSeq + 1,
                 time: clock.now().rfc3339))
-        try directory.writeFileAtomically(Journal.fileName, bytes: line + [UInt8(ascii: "\n")])
+        try directory.writeFileAtomically(Journal.fileName, bytes: line + [Self.newline])
         return (lastSeq + 1, Journal.sha256(line))
+    }
+}
+
+/// Reads the journal at offsets and counts what it read.
+private struct TailReader {
+    let file: SafeFile
+    var bytesRead = 0
+
+    mutating func read(at offset: Int, count: Int) throws -> [UInt8] {
+        let bytes = try file.read(at: offset, count: count)
+        bytesRead += bytes.count
+        return bytes
     }
 }
 
@@ -135,7 +205,7 @@ public struct JournalWriter: Sendable {
 struct SHA256Stream {
     private var hasher = SHA256()
 
-    mutating func update(_ bytes: [UInt8]) { hasher.update(data: bytes) }
+    mutating func update(_ bytes: ArraySlice<UInt8>) { hasher.update(data: bytes) }
 
     func finish() -> String { Journal.hex(hasher.finalize()) }
 }

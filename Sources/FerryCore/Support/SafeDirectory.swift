@@ -369,3 +369,20 @@ extension SafeDirectory {
         }
     }
 }
+
+extension SafeDirectory {
+    /// Takes an exclusive flock(2) on this directory, waiting for any other
+    /// holder, so that two writers on one medium take turns.
+    public func lockExclusively() throws(FileAccessError) {
+        do {
+            try retryingEINTR { flock(fd, LOCK_EX) }
+        } catch {
+            throw FileAccessError(path: path, code: .system(error))
+        }
+    }
+
+    /// Releases the lock taken by `lockExclusively()`.
+    public func unlock() {
+        flock(fd, LOCK_UN)
+    }
+}
