@@ -321,4 +321,18 @@ struct JournalTests {
         let last = try #require(journal.latestTrusted(event: "note", nodeID: nodes.id("backupsvr")))
         #expect(last.decode(Visit.self)?.packets == 7)
     }
+
+    @Test("two writers appending at once take turns, and the chain stays whole")
+    func concurrentWriters() throws {
+        let spooler = try writer("spooler")
+        let backupsvr = try writer("backupsvr")
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            for round in 0..<20 {
+                _ = try? (index == 0 ? spooler : backupsvr).append(event: "visit", role: "x", data: Visit(packets: round, note: ""))
+            }
+        }
+        let journal = try verify()
+        #expect(journal.problems.isEmpty, "\(journal.problems)")
+        #expect(journal.records.map(\.seq) == Array(1...40))
+    }
 }
