@@ -45,10 +45,6 @@ public struct DriveRegistry: Sendable {
         }
     }
 
-    public func drive(guid: String) throws -> EnrolledDrive? {
-        try load().first { $0.guid == guid }
-    }
-
     /// Adds `drive`, or refuses when its name or GUID is taken by another.
     /// Returns false when exactly this drive was enrolled already.
     @discardableResult

@@ -51,24 +51,6 @@ public enum JournalReader {
         }
         return verifier.result
     }
-
-    /// Verifies journal bytes held in memory.
-    public static func verify(bytes: [UInt8], nncp: NNCPConfig) -> VerifiedJournal {
-        var verifier = Verifier(nncp: nncp)
-        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        let torn = bytes.last != UInt8(ascii: "\n") && !bytes.isEmpty
-        if lines.last?.isEmpty == true { lines.removeLast() }
-        for (index, line) in lines.enumerated() {
-            if torn && index == lines.count - 1 {
-                verifier.torn()
-            } else if line.count > Journal.lineLimit {
-                verifier.skipOverlong(hash: Journal.sha256(line))
-            } else {
-                verifier.consume(line)
-            }
-        }
-        return verifier.result
-    }
 }
 
 /// Checks line after line: signature, known signer, and the chain.
