@@ -44,7 +44,10 @@ let package = Package(
         .executableTarget(name: "ferry-bench", dependencies: ["FerryCore"]),
         .testTarget(
             name: "FerryCoreTests",
-            dependencies: ["FerryCore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "FerryCore", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore", "ferry"]),
     ]

@@ -1,5 +1,12 @@
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <unistd.h>
 #include "CLinuxShims.h"
 
 int ferry_syncfs(int fd) { return syncfs(fd); }
+
+int ferry_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int ferry_start_writeback(int fd, long long offset, long long length) {
+    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}

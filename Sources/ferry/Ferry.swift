@@ -8,7 +8,10 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Carries NNCP packets across an air gap on USB sticks, and keeps offline ZFS backup drives up to date.",
-        subcommands: [Handle.self, Identify.self, Enroll.self, Drive.self, Status.self, Journal.self, Toss.self, Demo.self])
+        subcommands: [
+            Handle.self, Identify.self, Enroll.self, Drive.self, Status.self, Journal.self, Send.self, Queue.self, Receive.self,
+            Toss.self, Demo.self,
+        ])
 }
 
 /// The options every command takes.
@@ -19,10 +22,14 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log each step in detail.")
     var verbose = false
 
-    /// Sets up logging, reads the config and builds the context.
-    func context() throws -> FerryContext {
+    /// Sets up logging (to syslog too with `syslog`), reads the config and
+    /// builds the context.
+    func context(syslog: Bool = false) throws -> FerryContext {
         let level: Logger.Level = verbose ? .debug : .info
-        LoggingSystem.bootstrap { FerryLogHandler(label: $0, level: level) }
+        LoggingSystem.bootstrap { label -> any LogHandler in
+            guard syslog else { return FerryLogHandler(label: label, level: level) }
+            return MultiplexLogHandler([FerryLogHandler(label: label, level: level), SyslogLogHandler(label: label, level: level)])
+        }
         let config = try FerryConfig.load(path: FerryConfig.resolvePath(option: config))
         try config.checkNNCPConfigExists()
         return FerryContext(config: config)
@@ -102,6 +109,80 @@ func stoppingOnSignals(_ body: @escaping @Sendable () async throws -> Void) asyn
     }
     defer { sources.forEach { $0.cancel() } }
     try await task.value
+}
+
+struct Send: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Laptop: snapshot datasets and queue their streams for backupsvr (nncp-exec).",
+        discussion: "With no DATASET, sends [send].datasets. Children are included unless ferry:exclude=on.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Datasets to send, with their children.") var datasets: [String] = []
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let nncp = try await context.nncpConfig()
+            try await stoppingOnSignals {
+                let results = try await SnapshotSender(context: context, nncp: nncp).send(datasets)
+                for result in results {
+                    print("\(result.dataset): " + (result.queued.isEmpty ? "nothing new" : "queued \(result.queued.joined(separator: ", "))"))
+                }
+            }
+        }
+    }
+}
+
+struct Queue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Laptop: queue the ZFS stream on standard input for backupsvr (simplesnap's --receivecmd).")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "STORE/HOST/DATASET from simplesnap; [send].simplesnap-store is stripped.") var destination: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let nncp = try await context.nncpConfig()
+            try await StreamQueue(context: context, nncp: nncp).queue(destination)
+        }
+    }
+}
+
+struct Receive: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Backupsvr: the NNCP exec handler; receives the ZFS stream on standard input.",
+        discussion: """
+            Exit status 0: the stream is stored or applied (or refused for good, and logged), so nncp-toss may drop it. \
+            1: keep the packet queued (a sender not allowed by the config, or a fault here).
+            """)
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "HOST/DATASET, under the sender's prefix in [receive].senders.") var destination: String
+
+    func run() async throws {
+        let context: FerryContext
+        do {
+            context = try options.context(syslog: true)
+        } catch {
+            _ = StreamPump.drain(.standardInput)
+            try await reportingErrors { throw error }
+            return
+        }
+        do {
+            let nncp = try await context.nncpConfig()
+            try await stoppingOnSignals {
+                let outcome = try await StreamReceiver(context: context, nncp: nncp)
+                    .receive(destination: destination, senderID: ProcessInfo.processInfo.environment["NNCP_SENDER"])
+                context.logger.debug("done", metadata: ["stored": "\(outcome.stored)", "peak-rss-kib": "\(peakResidentKiB())"])
+            }
+        } catch let refusal as ReceiveRefusal {
+            // Logged already, with the sender and the dataset.
+            throw ExitCode(refusal.exitStatus.rawValue)
+        } catch {
+            try await reportingErrors { throw error }
+        }
+    }
 }
 
 struct Identify: AsyncParsableCommand {

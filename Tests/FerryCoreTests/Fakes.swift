@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Synchronization
+import SystemPackage
 
 @testable import FerryCore
 
@@ -19,6 +20,15 @@ final class FakeRunner: CommandRunner {
             state.calls.append(command)
             return state.answers[command.description] ?? CommandResult(status: .exited(127), standardError: Array("not scripted\n".utf8))
         }
+    }
+
+    func run(_ command: Command, inputFrom input: FileDescriptor) async throws(CommandError) -> CommandResult {
+        try? input.close()
+        return try await run(command, input: nil)
+    }
+
+    func pipe(_ producer: Command, into consumer: Command) async throws(CommandError) -> PipelineResult {
+        PipelineResult(producer: try await run(producer, input: nil), consumer: try await run(consumer, input: nil))
     }
 }
 

@@ -7,4 +7,11 @@
 /// syncfs(2): writes out one filesystem, not every filesystem as sync(2) does.
 int ferry_syncfs(int fd);
 
+/// pipe2(2) with O_CLOEXEC: no child started meanwhile inherits an end.
+int ferry_pipe_cloexec(int fds[2]);
+
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writing a range
+/// out without waiting, so that the final fsync of a large file is short.
+int ferry_start_writeback(int fd, long long offset, long long length);
+
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 
 /// One external program to run: an absolute path and its arguments.
 ///
@@ -98,10 +99,29 @@ public struct CommandError: FerryError {
     }
 }
 
+/// How the two commands of a pipeline ended.
+public struct PipelineResult: Sendable, Equatable {
+    public var producer: CommandResult
+    public var consumer: CommandResult
+
+    public init(producer: CommandResult, consumer: CommandResult) {
+        self.producer = producer
+        self.consumer = consumer
+    }
+
+    public var succeeded: Bool { producer.status.succeeded && consumer.status.succeeded }
+}
+
 /// Runs external commands. The one real implementation uses swift-subprocess;
 /// unit tests use a fake that records the commands.
 public protocol CommandRunner: Sendable {
     func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult
+    /// Runs `command` reading standard input from `input`, which the runner
+    /// owns and closes once the child has it: a stream passes through the
+    /// kernel, never through ferry's memory.
+    func run(_ command: Command, inputFrom input: FileDescriptor) async throws(CommandError) -> CommandResult
+    /// Runs `producer | consumer` over a pipe between the two.
+    func pipe(_ producer: Command, into consumer: Command) async throws(CommandError) -> PipelineResult
 }
 
 extension CommandRunner {

@@ -75,8 +75,87 @@ public enum NNCP {
     }
 }
 
+/// ZFS dataset commands. Metadata commands have a timeout; streams take
+/// as long as they take.
+public enum Zfs {
+    static let metadataTimeout: Duration = .seconds(300)
+
+    /// `zfs get` in script form, exact numbers: one "name property value
+    /// source" line per dataset and property. `depth` 1 lists a dataset and
+    /// its snapshots (and its direct children); nil lists the dataset alone.
+    public static func get(_ properties: [String], of datasets: [String], depth: Int? = nil, recursive: Bool = false) -> Command {
+        var arguments = ["get", "-H", "-p", "-o", "name,property,value,source"]
+        if recursive { arguments.append("-r") } else if let depth { arguments += ["-d", "\(depth)"] }
+        return Command(Tool.zfs, arguments + [properties.joined(separator: ",")] + datasets, timeout: metadataTimeout)
+    }
+
+    /// The filesystems and volumes at and under `root`.
+    public static func listDatasets(under root: String) -> Command {
+        Command(Tool.zfs, ["list", "-H", "-o", "name", "-t", "filesystem,volume", "-r", root], timeout: metadataTimeout)
+    }
+
+    public static func snapshot(_ dataset: String, named name: String) -> Command {
+        Command(Tool.zfs, ["snapshot", dataset + "@" + name], timeout: metadataTimeout)
+    }
+
+    /// The stream of `dataset@snapshot`: the increment from `dataset@base`,
+    /// or the whole snapshot when `base` is nil.
+    public static func send(_ dataset: String, snapshot: String, from base: String?) -> Command {
+        Command(Tool.zfs, ["send"] + (base.map { ["-i", dataset + "@" + $0] } ?? []) + [dataset + "@" + snapshot])
+    }
+
+    /// Receives a stream on standard input into `target`.
+    public static func receive(into target: String, options: [String]) -> Command {
+        Command(Tool.zfs, ["receive"] + options + [target])
+    }
+
+    /// A receive that reads nothing (`-n` and an empty stream): it shows
+    /// whether this zfs knows every option in `options`.
+    public static func probeReceive(options: [String], target: String) -> Command {
+        Command(Tool.zfs, ["receive"] + options + ["-n", target], timeout: .seconds(60))
+    }
+
+    public static func set(_ property: String, _ value: String, on dataset: String) -> Command {
+        Command(Tool.zfs, ["set", property + "=" + value, dataset], timeout: metadataTimeout)
+    }
+
+    /// An empty dataset that holds received ones: never mounted, read-only,
+    /// and marked as ferry's own.
+    public static func createContainer(_ dataset: String) -> Command {
+        Command(
+            Tool.zfs, ["create", "-o", "canmount=off", "-o", "readonly=on", "-o", "ferry:container=on", dataset],
+            timeout: metadataTimeout)
+    }
+
+    public static func rename(_ dataset: String, to newName: String) -> Command {
+        Command(Tool.zfs, ["rename", dataset, newName], timeout: metadataTimeout)
+    }
+
+    /// Destroys one snapshot. Never recursive: ferry destroys only what it
+    /// named itself.
+    public static func destroySnapshot(_ dataset: String, named name: String) -> Command {
+        Command(Tool.zfs, ["destroy", dataset + "@" + name], timeout: metadataTimeout)
+    }
+
+    /// Destroys one dataset that has no children and no snapshots: what a
+    /// receive cut short left behind.
+    public static func destroyEmpty(_ dataset: String) -> Command {
+        Command(Tool.zfs, ["destroy", dataset], timeout: metadataTimeout)
+    }
+
+    /// Abandons an interrupted resumable receive (OpenZFS).
+    public static func abortResumableReceive(_ dataset: String) -> Command {
+        Command(Tool.zfs, ["receive", "-A", dataset], timeout: metadataTimeout)
+    }
+}
+
 /// ZFS pool commands.
 public enum Zpool {
+    /// Every imported pool: "name guid" lines.
+    public static func listImported() -> Command {
+        Command(Tool.zpool, ["list", "-H", "-o", "name,guid"], timeout: .seconds(60))
+    }
+
     /// Prints the pool's GUID, in decimal.
     public static func guid(pool: String) -> Command {
         Command(Tool.zpool, ["list", "-H", "-o", "guid", pool], timeout: .seconds(60))

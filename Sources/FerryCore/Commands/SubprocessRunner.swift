@@ -1,6 +1,11 @@
+internal import CLinuxShims
 import Foundation
 import Subprocess
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Runs commands with swift-subprocess: output bounded, a timeout that ends
 /// the child with SIGTERM and then SIGKILL.
@@ -12,29 +17,84 @@ public struct SubprocessRunner: CommandRunner {
     public init() {}
 
     public func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult {
+        try await bounded(command) {
+            let outcome = try await Subprocess.run(
+                Self.configuration(command), input: .array(input ?? []),
+                output: .bytes(limit: Self.outputLimit), error: .bytes(limit: Self.outputLimit))
+            return CommandResult(
+                status: Self.status(outcome.terminationStatus), standardOutput: outcome.standardOutput,
+                standardError: outcome.standardError)
+        }
+    }
+
+    public func run(_ command: Command, inputFrom input: FileDescriptor) async throws(CommandError) -> CommandResult {
+        try await bounded(command) {
+            let outcome = try await Subprocess.run(
+                Self.configuration(command), input: .fileDescriptor(input, closeAfterSpawningProcess: true),
+                output: .bytes(limit: Self.outputLimit), error: .bytes(limit: Self.outputLimit))
+            return CommandResult(
+                status: Self.status(outcome.terminationStatus), standardOutput: outcome.standardOutput,
+                standardError: outcome.standardError)
+        }
+    }
+
+    public func pipe(_ producer: Command, into consumer: Command) async throws(CommandError) -> PipelineResult {
+        let ends: (read: FileDescriptor, write: FileDescriptor)
+        do {
+            ends = try makePipe()
+        } catch {
+            throw CommandError(command: producer, code: .launchFailed("no pipe: \(error)"))
+        }
+        // The runner owns both ends from here: each goes to its child and is
+        // closed in ferry once that child is started.
+        async let consumed = captured(consumer, inputFrom: ends.read)
+        let produced: Result<CommandResult, CommandError>
+        do {
+            produced = .success(
+                try await bounded(producer) {
+                    let outcome = try await Subprocess.run(
+                        Self.configuration(producer), input: .none,
+                        output: .fileDescriptor(ends.write, closeAfterSpawningProcess: true), error: .bytes(limit: Self.outputLimit))
+                    return CommandResult(status: Self.status(outcome.terminationStatus), standardError: outcome.standardError)
+                })
+        } catch {
+            produced = .failure(error)
+        }
+        return PipelineResult(producer: try produced.get(), consumer: try await consumed.get())
+    }
+
+    private func captured(_ command: Command, inputFrom input: FileDescriptor) async -> Result<CommandResult, CommandError> {
+        do throws(CommandError) {
+            return .success(try await run(command, inputFrom: input))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func configuration(_ command: Command) -> Configuration {
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(5))]
         let environment: Subprocess.Environment = .inherit.updating(
             Dictionary(
                 uniqueKeysWithValues: command.environment.map { (Subprocess.Environment.Key(rawValue: $0.key)!, Optional($0.value)) }))
-        let configuration = Configuration(
+        return Configuration(
             executable: .path(FilePath(command.executable)),
             arguments: Arguments(command.arguments),
             environment: environment,
             platformOptions: options)
-        let launch: @Sendable () async throws -> CommandResult = {
-            let outcome = try await Subprocess.run(
-                configuration,
-                input: .array(input ?? []),
-                output: .bytes(limit: Self.outputLimit),
-                error: .bytes(limit: Self.outputLimit))
-            let status: TerminationStatus =
-                switch outcome.terminationStatus {
-                case .exited(let code): .exited(code)
-                case .signaled(let signal): .signaled(signal)
-                }
-            return CommandResult(status: status, standardOutput: outcome.standardOutput, standardError: outcome.standardError)
+    }
+
+    private static func status(_ status: Subprocess.TerminationStatus) -> TerminationStatus {
+        switch status {
+        case .exited(let code): .exited(code)
+        case .signaled(let signal): .signaled(signal)
         }
+    }
+
+    /// Runs `launch` under the command's timeout, and maps what it throws.
+    private func bounded(
+        _ command: Command, _ launch: @escaping @Sendable () async throws -> CommandResult
+    ) async throws(CommandError) -> CommandResult {
         do {
             guard let timeout = command.timeout else { return try await launch() }
             return try await withThrowingTaskGroup(of: CommandResult?.self) { group in
@@ -56,4 +116,13 @@ public struct SubprocessRunner: CommandRunner {
             throw CommandError(command: command, code: .launchFailed("\(error)"))
         }
     }
+}
+
+/// A pipe whose ends no child inherits by accident: each is handed to
+/// exactly one child on purpose.
+public func makePipe() throws(Errno) -> (read: FileDescriptor, write: FileDescriptor) {
+    var fds: [Int32] = [-1, -1]
+    let result = fds.withUnsafeMutableBufferPointer { ferry_pipe_cloexec($0.baseAddress!) }
+    guard result == 0 else { throw Errno(rawValue: errno) }
+    return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
 }

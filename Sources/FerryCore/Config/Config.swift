@@ -53,6 +53,10 @@ public struct FerryConfig: Sendable, Equatable {
     public struct Send: Sendable, Equatable {
         public var backupsvr = "backupsvr"
         public var datasets: [String] = []
+        /// The HOST in HOST/DATASET; nil means this node's NNCP name.
+        public var host: String?
+        /// simplesnap's --store, stripped from `ferry queue`'s argument.
+        public var simplesnapStore: String?
     }
 
     public init(path: String, role: Role) {
@@ -147,9 +151,11 @@ public struct FerryConfig: Sendable, Equatable {
             }
         }
         if let send = try reader.table("send") {
-            try send.allowOnly(["backupsvr", "datasets"])
+            try send.allowOnly(["backupsvr", "datasets", "host", "simplesnap-store"])
             config.send.backupsvr = try send.string("backupsvr") ?? config.send.backupsvr
             config.send.datasets = try send.stringArray("datasets") ?? []
+            config.send.host = try send.string("host")
+            config.send.simplesnapStore = try send.string("simplesnap-store")
         }
 
         if role != .laptop, config.peer?.isEmpty ?? true {

@@ -38,7 +38,7 @@ public struct StickEnrolment: Sendable {
             throw EnrolmentError(devnode: devnode, problem: "has a filesystem without a UUID; ferry knows sticks by their UUID")
         }
         let nncp = try await context.nncpConfig()
-        let lock = try await SpoolLock.acquire(stateDir: context.config.stateDir, logger: context.logger)
+        let lock = try await HostLock.acquire(.spool, stateDir: context.config.stateDir, logger: context.logger)
         defer { withExtendedLifetime(lock) {} }
         return try await withMountedMedium(device, readOnly: false, context: context) { root in
             if try root.kind(of: StickIdentity.directory) != nil {

@@ -28,7 +28,7 @@ public struct Handler: Sendable {
         // nncp-cfgdir runs while the medium is probed: most media are sticks.
         let nncpLoad = Task { [context] in try await context.nncpConfig() }
         defer { nncpLoad.cancel() }
-        var lock: SpoolLock? = try await SpoolLock.acquire(stateDir: context.config.stateDir, logger: logger)
+        var lock: HostLock? = try await HostLock.acquire(.spool, stateDir: context.config.stateDir, logger: logger)
         let recognizer = MediumRecognizer(context: context)
         let device = try context.inspector.inspect(devnode: devnode)
         if let decided = try recognizer.classify(device) {

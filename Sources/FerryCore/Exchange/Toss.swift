@@ -42,7 +42,7 @@ public struct Toss: Sendable {
 
     /// Tosses under the spool lock, and keeps the result for the next visit.
     public func run() async throws -> TossReport {
-        let lock = try await SpoolLock.acquire(stateDir: context.config.stateDir, logger: context.logger)
+        let lock = try await HostLock.acquire(.spool, stateDir: context.config.stateDir, logger: context.logger)
         defer { withExtendedLifetime(lock) {} }
         let started = context.clock.now().rfc3339
         Progress(logger: context.logger).step("tossing: applying what arrived")

@@ -1,0 +1,111 @@
+import Logging
+
+/// Applies what waits in the stream store to the drives that are here, in
+/// chain order, and removes a stream once every enrolled drive holds it.
+public struct StoreApplier: Sendable {
+    public var context: FerryContext
+    public var store: StreamStore
+
+    public init(context: FerryContext, store: StreamStore) {
+        self.context = context
+        self.store = store
+    }
+
+    var logger: Logger { context.logger }
+
+    /// The enrolled drives whose pool is imported now with the enrolled
+    /// GUID. A pool of the same name with another GUID is not the drive.
+    public static func presentDrives(enrolled: [EnrolledDrive], context: FerryContext) async throws -> [PresentDrive] {
+        guard !enrolled.isEmpty else { return [] }
+        let pools = try await ZFSInventory(runner: context.runner).importedPools()
+        var present: [PresentDrive] = []
+        for drive in enrolled {
+            guard let guid = pools[drive.pool] else { continue }
+            if guid == drive.guid {
+                present.append(PresentDrive(drive: drive))
+            } else {
+                context.logger.warning(
+                    "pool \(drive.pool) is imported with GUID \(guid), not the enrolled drive's \(drive.guid); it is not used")
+            }
+        }
+        return present
+    }
+
+    /// Applies every stored stream that fits a present drive's chain, until
+    /// none does, then prunes the store. Returns the streams applied.
+    @discardableResult
+    public func applyPending(present known: [PresentDrive]? = nil, options known2: ReceiveOptions? = nil) async throws -> Int {
+        let enrolled = try context.drives.load()
+        let present: [PresentDrive]
+        if let known { present = known } else { present = try await Self.presentDrives(enrolled: enrolled, context: context) }
+        var applied = 0
+        if let first = present.first {
+            let options: ReceiveOptions
+            if let known2 {
+                options = known2
+            } else {
+                options = await ReceiveOptions.probe(
+                    configured: context.config.receive.zfsReceiveOptions, pool: first.pool, runner: context.runner, logger: logger)
+            }
+            for drive in present {
+                applied += try await catchUp(drive, options: options)
+            }
+        }
+        try prune(enrolled: enrolled)
+        return applied
+    }
+
+    /// Applies to `drive` every stored stream it lacks, as far as its chains go.
+    func catchUp(_ drive: PresentDrive, options: ReceiveOptions) async throws -> Int {
+        let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
+        var applied = 0
+        var progress = true
+        while progress {
+            progress = false
+            let streams = try store.streams().filter { !$0.applied.contains(drive.drive.guid) }
+            // Parents before children, then in the order they arrived.
+            for var stream in streams.sorted(by: { ($0.dataset.components.count, $0.received) < ($1.dataset.components.count, $1.received) }) {
+                let pending = streams.filter { $0.id != stream.id }
+                let meta: Logger.Metadata = [
+                    "sender": "\(stream.sender)", "dataset": "\(stream.dataset)", "snapshot": "\(printable(stream.header.snapshot))",
+                    "pool": "\(drive.pool)",
+                ]
+                switch try await applier.readiness(of: stream.header, for: stream.dataset, on: drive, pending: pending) {
+                case .holds:
+                    stream.applied.append(drive.drive.guid)
+                    try store.save(stream)
+                    progress = true
+                case .ready:
+                    let target = drive.target(stream.dataset)
+                    let preparation = try await applier.prepare(target, for: stream.header, pool: drive.pool)
+                    let result = try await context.runner.run(applier.receiveCommand(target), inputFrom: try store.open(stream.id))
+                    try await applier.finish(target, preparation: preparation, received: result.status.succeeded)
+                    guard result.status.succeeded else {
+                        logger.error(
+                            "zfs receive into \(target) failed (\(result.status)): \(result.errorTail()); the stream stays in the store",
+                            metadata: meta)
+                        continue
+                    }
+                    logger.info("received from the store", metadata: meta.merging(["bytes": "\(stream.bytes)"]) { $1 })
+                    stream.applied.append(drive.drive.guid)
+                    try store.save(stream)
+                    applied += 1
+                    progress = true
+                case .waiting, .conflict:
+                    continue
+                }
+                break  // re-read the store: one change can make others ready
+            }
+        }
+        return applied
+    }
+
+    /// Removes the streams that every enrolled drive holds.
+    func prune(enrolled: [EnrolledDrive]) throws {
+        guard !enrolled.isEmpty else { return }
+        for stream in try store.streams() where enrolled.allSatisfy({ stream.applied.contains($0.guid) }) {
+            try store.remove(stream.id)
+            logger.debug("every drive holds this stream; removed from the store", metadata: ["dataset": "\(stream.dataset)"])
+        }
+    }
+}

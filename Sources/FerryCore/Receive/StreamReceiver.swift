@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+import SystemPackage
+
+/// Why `ferry receive` will not take a stream.
+public struct ReceiveRefusal: FerryError {
+    public var problem: String
+    /// Whether the packet should stay queued at NNCP: true when a change of
+    /// config could make it acceptable; false when the stream itself is bad
+    /// and keeping it would only repeat this refusal on every toss.
+    public var keepQueued: Bool
+
+    public var description: String { "refused: " + problem }
+    public var exitStatus: ExitStatus { keepQueued ? .failed : .done }
+}
+
+/// What one `ferry receive` did.
+public struct ReceiveOutcome: Sendable, Equatable {
+    public var stream: StoredStream
+    /// The pools that received it in this run.
+    public var receivedOn: [String]
+    /// Whether it stays in the store for a drive that does not hold it yet.
+    public var stored: Bool
+}
+
+/// `ferry receive HOST/DATASET`, the NNCP exec handler on backupsvr: checks
+/// the sender, the name and the stream, stores the stream and receives it
+/// on every enrolled drive that is here, then applies whatever waited for it.
+public struct StreamReceiver: Sendable {
+    public var context: FerryContext
+    public var nncp: NNCPConfig
+
+    public init(context: FerryContext, nncp: NNCPConfig) {
+        self.context = context
+        self.nncp = nncp
+    }
+
+    var logger: Logger { context.logger }
+
+    /// Checks who may write `destination`: NNCP_SENDER is a node id, which
+    /// must name a node in the NNCP config listed in `[receive].senders`,
+    /// and the destination must lie under that node's prefix.
+    public func authorize(destination: String, senderID: String?) throws(ReceiveRefusal) -> (sender: String, dataset: DatasetName) {
+        guard let senderID, !senderID.isEmpty else {
+            throw ReceiveRefusal(problem: "NNCP_SENDER is not set; ferry receive is run by nncp-toss as an exec handler", keepQueued: true)
+        }
+        guard let node = nncp.node(id: senderID), node.name != "self" else {
+            throw ReceiveRefusal(problem: "sender \(printable(senderID)) is not a node in \(nncp.path)", keepQueued: true)
+        }
+        guard let prefixText = context.config.receive.senders[node.name] else {
+            throw ReceiveRefusal(
+                problem: "sender \(node.name) is not listed in [receive].senders of \(context.config.path)", keepQueued: true)
+        }
+        let dataset: DatasetName
+        do {
+            dataset = try DatasetName(destination)
+        } catch {
+            throw ReceiveRefusal(problem: "from \(node.name): \(error)", keepQueued: false)
+        }
+        guard let prefix = try? DatasetName(prefixText), dataset.isWithin(prefix) else {
+            throw ReceiveRefusal(
+                problem: "sender \(node.name) may write only under \(printable(prefixText)), not \(dataset)", keepQueued: true)
+        }
+        return (node.name, dataset)
+    }
+
+    /// Receives the stream on `input`.
+    public func receive(destination: String, senderID: String?, input: FileDescriptor = .standardInput) async throws -> ReceiveOutcome {
+        try context.config.require(.backupsvr, for: "receive")
+        let (sender, dataset): (String, DatasetName)
+        let header: StreamHeader
+        let first: [UInt8]
+        do {
+            (sender, dataset) = try authorize(destination: destination, senderID: senderID)
+            first = try StreamPump.readPrefix(input, count: StreamHeader.recordSize)
+            header = try StreamHeader(parsing: first)
+        } catch {
+            let drained = StreamPump.drain(input)
+            logger.error(
+                "\(error)", metadata: ["sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)"])
+            throw error
+        }
+        let meta: Logger.Metadata = ["sender": "\(sender)", "dataset": "\(dataset)", "snapshot": "\(printable(header.snapshot))"]
+        logger.info(
+            header.isFull ? "receiving a full stream" : "receiving an incremental stream",
+            metadata: meta.merging(["from-guid": "\(header.fromGUID)", "to-guid": "\(header.toGUID)"]) { $1 })
+
+        let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
+        defer { withExtendedLifetime(lock) {} }
+        let store = try StreamStore(stateDir: context.config.stateDir)
+        let id = StoredStream.id(for: header)
+        var stream = StoredStream(
+            id: id, sender: sender, dataset: dataset, header: header, bytes: 0, received: context.clock.now().rfc3339, applied: [])
+
+        if store.contains(id) {
+            let drained = StreamPump.drain(input)
+            logger.info("this stream is in the store already; dropping the copy", metadata: meta.merging(["bytes": "\(drained)"]) { $1 })
+            let existing = try store.streams().first { $0.id == id } ?? stream
+            try await StoreApplier(context: context, store: store).applyPending()
+            return ReceiveOutcome(stream: existing, receivedOn: [], stored: store.contains(id))
+        }
+
+        let enrolled = try context.drives.load()
+        let present = try await StoreApplier.presentDrives(enrolled: enrolled, context: context)
+        let pending = try store.streams()
+        var options = ReceiveOptions(configured: context.config.receive.zfsReceiveOptions)
+        if let first = present.first {
+            options = await ReceiveOptions.probe(
+                configured: context.config.receive.zfsReceiveOptions, pool: first.pool, runner: context.runner, logger: logger)
+        }
+        var receivers: [(drive: PresentDrive, preparation: DriveApplier.Preparation, pipe: FileDescriptor, task: Task<CommandResult, Error>)] = []
+        for drive in present {
+            let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
+            switch try await applier.readiness(of: header, for: dataset, on: drive, pending: pending) {
+            case .holds:
+                stream.applied.append(drive.drive.guid)
+            case .ready:
+                let target = drive.target(dataset)
+                let preparation = try await applier.prepare(target, for: header, pool: drive.pool)
+                let ends = try makePipe()
+                let command = applier.receiveCommand(target)
+                let runner = context.runner
+                let task = Task { try await runner.run(command, inputFrom: ends.read) }
+                receivers.append((drive, preparation, ends.write, task))
+            case .waiting(let why):
+                logger.info("the stream waits in the store for \(drive.pool): \(why)", metadata: meta)
+            case .conflict(let why):
+                logger.error("the stream cannot go onto \(drive.pool): \(why)", metadata: meta)
+            }
+        }
+
+        let file = try store.create(id)
+        let outcome = await StreamPump(input: input, store: file, sinks: receivers.map(\.pipe)).run(first: first)
+        stream.bytes = outcome.bytes
+        var received: [String] = []
+        var failure: (any Error)?
+        if let error = outcome.readError {
+            failure = ZFSError(problem: "cannot read the stream from standard input: \(error)")
+        } else if let error = outcome.storeError {
+            failure = ZFSError(problem: "cannot write the stream to \(store.path): \(error); the packet stays queued")
+        } else if !header.isEnd(outcome.tail) {
+            failure = ReceiveRefusal(problem: "\(StreamError.truncated(expectedEndOf: header.toName, bytes: outcome.bytes))", keepQueued: false)
+        }
+        for receiver in receivers {
+            let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
+            let target = receiver.drive.target(dataset)
+            let result: CommandResult
+            do {
+                result = try await receiver.task.value
+            } catch {
+                result = CommandResult(status: .exited(-1), standardError: Array("\(error)".utf8))
+            }
+            let ok = result.status.succeeded && failure == nil
+            try await applier.finish(target, preparation: receiver.preparation, received: result.status.succeeded)
+            if ok {
+                received.append(receiver.drive.pool)
+                stream.applied.append(receiver.drive.drive.guid)
+                logger.info("received", metadata: meta.merging(["pool": "\(receiver.drive.pool)", "bytes": "\(outcome.bytes)"]) { $1 })
+            } else if failure == nil {
+                logger.error(
+                    "zfs receive into \(target) failed (\(result.status)): \(result.errorTail()); the stream stays in the store",
+                    metadata: meta)
+            }
+        }
+        if let failure {
+            try? file.close()
+            store.discard(id)
+            logger.error("\(failure)", metadata: meta.merging(["bytes": "\(outcome.bytes)"]) { $1 })
+            throw failure
+        }
+        let everyDriveHolds = !enrolled.isEmpty && enrolled.allSatisfy { stream.applied.contains($0.guid) }
+        if everyDriveHolds {
+            try? file.close()
+            store.discard(id)
+        } else {
+            try store.commit(stream, file: file)
+            try? file.close()
+            logger.info(
+                "stored for the drives that do not hold it yet",
+                metadata: meta.merging(["bytes": "\(outcome.bytes)", "store": "\(store.path)"]) { $1 })
+        }
+        if !received.isEmpty || everyDriveHolds {
+            try await StoreApplier(context: context, store: store).applyPending(present: present, options: options)
+        }
+        return ReceiveOutcome(stream: stream, receivedOn: received, stored: !everyDriveHolds)
+    }
+}

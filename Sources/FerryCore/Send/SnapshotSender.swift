@@ -1,0 +1,232 @@
+import Foundation
+import Logging
+import SystemPackage
+
+public struct SendError: FerryError {
+    public var problem: String
+
+    public var description: String { problem }
+}
+
+/// What `ferry send` did for one dataset.
+public struct DatasetSend: Sendable, Equatable, Codable {
+    public var dataset: String
+    /// The snapshots queued, in order.
+    public var queued: [String]
+    /// Set when the dataset was skipped or its sending stopped.
+    public var error: String?
+}
+
+/// `ferry send` on a laptop: snapshots each configured dataset and its
+/// children, and queues the streams for backupsvr with nncp-exec.
+///
+/// The last snapshot sent is the `ferry:sent` property on the dataset. It
+/// moves only after nncp-exec has queued a stream. A run cut short leaves
+/// its snapshot behind, and the next run sends every ferry snapshot newer
+/// than the mark, in order: a stream that was queued after all arrives
+/// twice, and backupsvr drops the copy.
+public struct SnapshotSender: Sendable {
+    public static let markProperty = "ferry:sent"
+    public static let excludeProperties = ["ferry:exclude", "org.complete.simplesnap:exclude"]
+    public static let snapshotPrefix = "ferry-"
+    public static let handle = "zfsreceive"
+    public static let niceness = "B"
+
+    public var context: FerryContext
+    public var nncp: NNCPConfig
+
+    public init(context: FerryContext, nncp: NNCPConfig) {
+        self.context = context
+        self.nncp = nncp
+    }
+
+    var logger: Logger { context.logger }
+    var inventory: ZFSInventory { ZFSInventory(runner: context.runner) }
+
+    /// The host part of every destination: `[send].host`, else this node's name.
+    public var host: String { context.config.send.host ?? nncp.selfName }
+
+    /// Whether `name` is a snapshot name ferry made: ferry-YYYYMMDDTHHMMSSZ, maybe -N.
+    public static func isOwnSnapshot(_ name: String) -> Bool {
+        guard name.hasPrefix(snapshotPrefix) else { return false }
+        let rest = name.dropFirst(snapshotPrefix.count)
+        let stamp = rest.prefix(16)
+        guard stamp.count == 16, stamp.dropLast(8).allSatisfy(\.isNumber), stamp[stamp.index(stamp.startIndex, offsetBy: 8)] == "T",
+            stamp.dropFirst(9).prefix(6).allSatisfy(\.isNumber), stamp.last == "Z"
+        else { return false }
+        let suffix = rest.dropFirst(16)
+        return suffix.isEmpty || (suffix.first == "-" && suffix.count > 1 && suffix.dropFirst().allSatisfy(\.isNumber))
+    }
+
+    public func send(_ requested: [String]) async throws -> [DatasetSend] {
+        try context.config.require(.laptop, for: "send")
+        let roots = requested.isEmpty ? context.config.send.datasets : requested
+        guard !roots.isEmpty else {
+            throw SendError(problem: "no datasets to send: list them in [send].datasets of \(context.config.path), or name them")
+        }
+        for root in roots { _ = try DatasetName(root) }
+        let destinationHost = try DatasetName(host)
+        guard destinationHost.components.count == 1 else {
+            throw SendError(problem: "the host name \(host) has a slash; set [send].host")
+        }
+        let lock = try await HostLock.acquire(.send, stateDir: context.config.stateDir, logger: logger)
+        defer { withExtendedLifetime(lock) {} }
+
+        var datasets: [String] = []
+        for root in roots {
+            let all = try await inventory.datasets(under: root)
+            let excluded = Set(
+                try await inventory.properties(Self.excludeProperties, of: [root], recursive: true)
+                    .filter { $0.value == "on" }.map(\.dataset))
+            for dataset in all where !excluded.contains(dataset) && !datasets.contains(dataset) {
+                datasets.append(dataset)
+            }
+            for dataset in all where excluded.contains(dataset) {
+                logger.info("excluded by its property", metadata: ["dataset": "\(dataset)"])
+            }
+        }
+        let snapshot = try await newSnapshotName(for: datasets)
+        var results: [DatasetSend] = []
+        for dataset in datasets {
+            results.append(await send(dataset, snapshot: snapshot))
+        }
+        let failed = results.filter { $0.error != nil }
+        if !failed.isEmpty {
+            throw SendError(
+                problem: "\(failed.count) of \(results.count) datasets were not sent completely: "
+                    + failed.map { "\($0.dataset): \($0.error!)" }.joined(separator: "; "))
+        }
+        return results
+    }
+
+    /// ferry-YYYYMMDDTHHMMSSZ, with -2, -3 … when a dataset has it already.
+    func newSnapshotName(for datasets: [String]) async throws -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let base = Self.snapshotPrefix + formatter.string(from: context.clock.now())
+        var taken: Set<String> = []
+        for dataset in datasets {
+            for snapshot in try await inventory.snapshots(of: dataset) ?? [] { taken.insert(snapshot.name) }
+        }
+        var name = base
+        var counter = 2
+        while taken.contains(name) {
+            name = "\(base)-\(counter)"
+            counter += 1
+        }
+        return name
+    }
+
+    func send(_ dataset: String, snapshot: String) async -> DatasetSend {
+        var result = DatasetSend(dataset: dataset, queued: [])
+        do {
+            let mark = try await inventory.properties([Self.markProperty], of: [dataset]).first { $0.source == "local" }?.value
+            try await context.runner.check(Zfs.snapshot(dataset, named: snapshot))
+            let snapshots = try await inventory.snapshots(of: dataset) ?? []
+            var base: SnapshotInfo?
+            if let mark {
+                guard let found = snapshots.first(where: { $0.name == mark }) else {
+                    throw SendError(
+                        problem: "its last sent snapshot \(dataset)@\(mark) is gone, so no increment can be made; "
+                            + "to start again with a full stream, run `zfs inherit \(Self.markProperty) \(dataset)` "
+                            + "and remove the dataset from every backup drive")
+                }
+                base = found
+            }
+            let chain = snapshots.filter { Self.isOwnSnapshot($0.name) && $0.createTXG > (base?.createTXG ?? 0) }
+            let destination = host + "/" + dataset
+            for next in chain {
+                try await queue(dataset, snapshot: next.name, from: base?.name, destination: destination)
+                try await context.runner.check(Zfs.set(Self.markProperty, next.name, on: dataset))
+                result.queued.append(next.name)
+                base = next
+            }
+            if let base {
+                for old in snapshots where Self.isOwnSnapshot(old.name) && old.createTXG < base.createTXG {
+                    try await context.runner.check(Zfs.destroySnapshot(dataset, named: old.name))
+                }
+            }
+        } catch {
+            result.error = "\(error)"
+            logger.error("\(error)", metadata: ["dataset": "\(dataset)"])
+        }
+        return result
+    }
+
+    /// `zfs send | nncp-exec -nice B BACKUPSVR zfsreceive HOST/DATASET`.
+    func queue(_ dataset: String, snapshot: String, from base: String?, destination: String) async throws {
+        let send = Zfs.send(dataset, snapshot: snapshot, from: base)
+        let exec = NNCP.exec(
+            config: nncp.path, nice: Self.niceness, node: context.config.send.backupsvr, handle: Self.handle, arguments: [destination]
+        ).asUser(context.config.nncpUser)
+        let started = ContinuousClock.now
+        let result = try await context.runner.pipe(send, into: exec)
+        guard result.succeeded else {
+            let which = result.producer.status.succeeded ? "nncp-exec" : "zfs send"
+            let failed = result.producer.status.succeeded ? result.consumer : result.producer
+            throw SendError(
+                problem: "\(which) failed for \(dataset)@\(snapshot) (\(failed.status)): \(failed.errorTail()); "
+                    + "nothing is marked sent, and the next run sends it again")
+        }
+        logger.info(
+            "queued",
+            metadata: [
+                "dataset": "\(dataset)", "snapshot": "\(snapshot)", "from": "\(base ?? "(full)")", "to": "\(context.config.send.backupsvr)",
+                "destination": "\(destination)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
+            ])
+    }
+}
+
+/// `ferry queue DEST`: simplesnap's `--receivecmd`. The stream on standard
+/// input goes to backupsvr with nncp-exec, through ferry only to check its
+/// header first.
+public struct StreamQueue: Sendable {
+    public var context: FerryContext
+    public var nncp: NNCPConfig
+
+    public init(context: FerryContext, nncp: NNCPConfig) {
+        self.context = context
+        self.nncp = nncp
+    }
+
+    /// The destination from simplesnap's argument: the store prefix
+    /// (`[send].simplesnap-store`) stripped, leaving HOST/DATASET.
+    public func destination(_ argument: String) throws -> DatasetName {
+        var text = argument
+        if let store = context.config.send.simplesnapStore, !store.isEmpty {
+            guard text.hasPrefix(store + "/") else {
+                throw SendError(problem: "\(printable(argument)) is not under the simplesnap store \(store) ([send].simplesnap-store)")
+            }
+            text = String(text.dropFirst(store.count + 1))
+        }
+        let name = try DatasetName(text)
+        guard name.components.count >= 2 else {
+            throw SendError(problem: "\(printable(text)) is not HOST/DATASET")
+        }
+        return name
+    }
+
+    public func queue(_ argument: String, input: FileDescriptor = .standardInput) async throws {
+        try context.config.require(.laptop, for: "queue")
+        let destination = try destination(argument)
+        let first = try StreamPump.readPrefix(input, count: StreamHeader.recordSize)
+        let header = try StreamHeader(parsing: first)
+        let exec = NNCP.exec(
+            config: nncp.path, nice: SnapshotSender.niceness, node: context.config.send.backupsvr, handle: SnapshotSender.handle,
+            arguments: ["\(destination)"]
+        ).asUser(context.config.nncpUser)
+        let ends = try makePipe()
+        let runner = context.runner
+        let task = Task { try await runner.run(exec, inputFrom: ends.read) }
+        let outcome = await StreamPump(input: input, store: nil, sinks: [ends.write]).run(first: first)
+        let result = try await task.value
+        if let error = outcome.readError { throw SendError(problem: "cannot read the stream: \(error)") }
+        guard result.status.succeeded, outcome.failedSinks.isEmpty else {
+            throw SendError(problem: "nncp-exec failed (\(result.status)): \(result.errorTail())")
+        }
+        context.logger.info(
+            "queued", metadata: ["destination": "\(destination)", "snapshot": "\(printable(header.toName))", "bytes": "\(outcome.bytes)"])
+    }
+}

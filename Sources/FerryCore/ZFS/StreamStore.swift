@@ -1,0 +1,146 @@
+import Foundation
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A stream kept on backupsvr until every enrolled drive has applied it.
+public struct StoredStream: Sendable, Equatable, Codable {
+    /// `TOGUID-FROMGUID` in hex: the file names in the store.
+    public var id: String
+    /// The NNCP node that sent it.
+    public var sender: String
+    /// Where it goes under each drive's pool: `HOST/DATASET`.
+    public var dataset: DatasetName
+    public var header: StreamHeader
+    public var bytes: UInt64
+    public var received: String
+    /// The GUIDs of the drives that hold its snapshot.
+    public var applied: [String]
+
+    public static func id(for header: StreamHeader) -> String {
+        hex(header.toGUID) + "-" + hex(header.fromGUID)
+    }
+
+    static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+extension StreamHeader {
+    enum CodingKeys: String, CodingKey {
+        case toGUID = "toguid", fromGUID = "fromguid", toName = "toname", byteSwapped = "byteswapped"
+    }
+
+    // GUIDs are written as decimal strings, as zfs prints them: JSON numbers
+    // past 2^53 lose digits in many readers.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard let to = UInt64(try container.decode(String.self, forKey: .toGUID)),
+            let from = UInt64(try container.decode(String.self, forKey: .fromGUID))
+        else { throw DecodingError.dataCorruptedError(forKey: .toGUID, in: container, debugDescription: "not a GUID") }
+        toGUID = to
+        fromGUID = from
+        toName = try container.decode(String.self, forKey: .toName)
+        byteSwapped = try container.decode(Bool.self, forKey: .byteSwapped)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(String(toGUID), forKey: .toGUID)
+        try container.encode(String(fromGUID), forKey: .fromGUID)
+        try container.encode(toName, forKey: .toName)
+        try container.encode(byteSwapped, forKey: .byteSwapped)
+    }
+}
+
+/// The stream store: `state-dir/streams/ID.zstream` holds a stream and
+/// `ID.json` what ferry knows of it. A stream counts as stored once its
+/// `.json` exists; that file is written last, after the stream is on disk.
+public final class StreamStore: @unchecked Sendable {
+    public static let directoryName = "streams"
+    public let path: String
+    private let directory: SafeDirectory
+
+    public init(stateDir: String) throws {
+        path = stateDir + "/" + Self.directoryName
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        directory = try SafeDirectory(path: path)
+    }
+
+    /// Every stored stream, oldest first. Files without a `.json` (a
+    /// receive cut short) are removed.
+    public func streams() throws -> [StoredStream] {
+        let names = try directory.entries()
+        let described = Set(names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) })
+        var streams: [StoredStream] = []
+        for name in names {
+            if name.hasSuffix(".part") || (name.hasSuffix(".zstream") && !described.contains(String(name.dropLast(8)))) {
+                try? directory.remove(name)
+            }
+        }
+        for id in described.sorted() {
+            let bytes = try directory.readFile(id + ".json", limit: 1 << 20)
+            do {
+                streams.append(try JSONDecoder().decode(StoredStream.self, from: Data(bytes)))
+            } catch {
+                throw ZFSError(problem: "\(path)/\(id).json is damaged (\(error)); move it and \(id).zstream aside")
+            }
+        }
+        return streams.sorted { ($0.received, $0.id) < ($1.received, $1.id) }
+    }
+
+    public func contains(_ id: String) -> Bool {
+        (try? directory.kind(of: id + ".json")) == .regular
+    }
+
+    /// A new, empty file for the stream `id`, to be committed or dropped.
+    public func create(_ id: String) throws -> FileDescriptor {
+        let name = path + "/" + id + ".zstream.part"
+        unlink(name)
+        let fd = Glibc.open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ZFSError(problem: "cannot create \(name): \(String(cString: strerror(errno)))") }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    /// Makes the stream `stream.id`, written to `file`, part of the store:
+    /// the data reaches the disk before its description does.
+    public func commit(_ stream: StoredStream, file: FileDescriptor) throws {
+        let part = path + "/" + stream.id + ".zstream.part"
+        guard fsync(file.rawValue) == 0 else { throw ZFSError(problem: "cannot write \(part) to disk: \(String(cString: strerror(errno)))") }
+        guard rename(part, path + "/" + stream.id + ".zstream") == 0 else {
+            throw ZFSError(problem: "cannot rename \(part): \(String(cString: strerror(errno)))")
+        }
+        try save(stream)
+    }
+
+    /// Drops a stream file that will not be kept.
+    public func discard(_ id: String) {
+        unlink(path + "/" + id + ".zstream.part")
+    }
+
+    /// Rewrites what ferry knows of a stored stream.
+    public func save(_ stream: StoredStream) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try directory.writeFileAtomically(stream.id + ".json", bytes: Array(try encoder.encode(stream)), mode: 0o600)
+    }
+
+    /// Opens a stored stream for reading.
+    public func open(_ id: String) throws -> FileDescriptor {
+        let name = path + "/" + id + ".zstream"
+        let fd = Glibc.open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw ZFSError(problem: "cannot open \(name): \(String(cString: strerror(errno)))") }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    /// Removes a stream that every drive holds. The description goes
+    /// first, so that a crash leaves a file that the next listing removes.
+    public func remove(_ id: String) throws {
+        try directory.remove(id + ".json")
+        try directory.remove(id + ".zstream")
+        try directory.syncDirectory()
+    }
+}
