@@ -63,7 +63,11 @@ final class TestBed: @unchecked Sendable {
         self.network = network
     }
 
-    static func with<T>(_ body: (TestBed) async throws -> T) async throws -> T {
+    /// What backupsvr runs for `zfsreceive`: a script that keeps each
+    /// stream in received/, or `ferry receive` itself.
+    enum Handler { case script, ferryReceive }
+
+    static func with<T>(handler choice: Handler = .script, _ body: (TestBed) async throws -> T) async throws -> T {
         var template = Array("/tmp/ferry-it.XXXXXX".utf8CString)
         let directory = String(cString: mkdtemp(&template)!)
         let handler = directory + "/handler.sh"
@@ -80,7 +84,9 @@ final class TestBed: @unchecked Sendable {
             in: directory,
             nodes: [
                 .init(name: "laptop", via: ["backupsvr": ["spooler"]]), .init(name: "spooler"),
-                .init(name: "backupsvr", exec: ["zfsreceive": [handler]]),
+                .init(
+                    name: "backupsvr",
+                    exec: ["zfsreceive": choice == .script ? [handler] : [FerryBinary.path, "receive", "--config", "\(directory)/backupsvr/ferry.toml"]]),
             ],
             runner: SubprocessRunner())
         let bed = TestBed(directory: directory, network: network)
@@ -111,6 +117,12 @@ final class TestBed: @unchecked Sendable {
         try await runner.check(
             NNCP.exec(config: network.config("laptop"), nice: nice, node: "backupsvr", handle: "zfsreceive", arguments: ["laptop/root"]),
             input: payload)
+        try await carryToSpooler()
+    }
+
+    /// What the laptop queued reaches the spooler through a directory
+    /// (nncp-xfer), and is tossed there into the queue for backupsvr.
+    func carryToSpooler() async throws {
         let directory = self.directory + "/lan"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try await sh(Tool.nncpXfer, "-cfg", network.config("laptop"), "-noprogress", "-tx", "-mkdir", "-node", "spooler", directory)
@@ -171,11 +183,13 @@ final class TestBed: @unchecked Sendable {
         return loop
     }
 
-    /// A ZFS pool on a fresh loop device, imported under the bed's altroot.
-    func pool(_ name: String) async throws -> LoopDevice {
+    /// A ZFS pool on a fresh loop device, imported under the bed's altroot,
+    /// or under an altroot of its own.
+    func pool(_ name: String, ownAltroot: Bool = false) async throws -> LoopDevice {
         let loop = try await stick(name, label: nil, megabytes: 128)
-        try await runner.check(Zpool.create(pool: name, device: loop.devnode, altroot: "\(directory)/altroot"))
-        pools.append(name)
+        pools.append(name)  // before create: a create that fails halfway can leave the pool
+        try await runner.check(
+            Zpool.create(pool: name, device: loop.devnode, altroot: "\(directory)/altroot" + (ownAltroot ? "-\(name)" : "")))
         return loop
     }
 

@@ -135,6 +135,8 @@ public struct DriveApplier: Sendable {
     public struct Preparation: Sendable {
         /// An empty container that stood where a full stream goes, moved aside.
         var adoptedContainer: String?
+        /// The containers made above the target, removed again if the receive fails.
+        var madeContainers: [String] = []
     }
 
     /// Makes `target` ready for `header`'s stream: the datasets above it,
@@ -147,7 +149,7 @@ public struct DriveApplier: Sendable {
             try await runner.check(Zfs.destroyEmpty(leftover))
         }
         guard header.isFull else { return preparation }
-        try await makeContainers(above: target, pool: pool)
+        preparation.madeContainers = try await makeContainers(above: target, pool: pool)
         guard try await inventory.exists(target) else { return preparation }
         // The target exists with no snapshot: a container ferry made for a
         // child that arrived first, or a full receive cut short.
@@ -178,14 +180,19 @@ public struct DriveApplier: Sendable {
                 try await runner.check(Zfs.rename(aside, to: target))
             }
         }
-        guard received else { return }
+        guard received else {
+            for container in preparation.madeContainers.reversed() {
+                try await runner.check(Zfs.destroyEmpty(container))
+            }
+            return
+        }
         for (property, value) in options.setAfter {
             try await runner.check(Zfs.set(property, value, on: target))
         }
     }
 
     /// The empty datasets above `target`, up to the pool, that do not exist yet.
-    func makeContainers(above target: String, pool: String) async throws {
+    func makeContainers(above target: String, pool: String) async throws -> [String] {
         var missing: [String] = []
         var current = target
         while let slash = current.lastIndex(of: "/") {
@@ -197,6 +204,7 @@ public struct DriveApplier: Sendable {
         for dataset in missing {
             try await runner.check(Zfs.createContainer(dataset))
         }
+        return missing
     }
 
     public func receiveCommand(_ target: String) -> Command {

@@ -73,7 +73,11 @@ public struct StreamReceiver: Sendable {
         do {
             (sender, dataset) = try authorize(destination: destination, senderID: senderID)
             first = try StreamPump.readPrefix(input, count: StreamHeader.recordSize)
-            header = try StreamHeader(parsing: first)
+            do {
+                header = try StreamHeader(parsing: first)
+            } catch {
+                throw ReceiveRefusal(problem: "\(error)", keepQueued: false)
+            }
         } catch {
             let drained = StreamPump.drain(input)
             logger.error(

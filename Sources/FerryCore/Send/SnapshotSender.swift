@@ -46,16 +46,25 @@ public struct SnapshotSender: Sendable {
     /// The host part of every destination: `[send].host`, else this node's name.
     public var host: String { context.config.send.host ?? nncp.selfName }
 
+    private static func isDigit(_ character: Character) -> Bool { character.isASCII && character.isNumber }
+
     /// Whether `name` is a snapshot name ferry made: ferry-YYYYMMDDTHHMMSSZ, maybe -N.
-    public static func isOwnSnapshot(_ name: String) -> Bool {
-        guard name.hasPrefix(snapshotPrefix) else { return false }
+    public static func isOwnSnapshot(_ name: String) -> Bool { order(of: name) != nil }
+
+    /// The time stamp and counter of a ferry snapshot name, which order
+    /// ferry's snapshots; nil for any other name.
+    static func order(of name: String) -> (stamp: String, counter: Int)? {
+        guard name.hasPrefix(snapshotPrefix) else { return nil }
         let rest = name.dropFirst(snapshotPrefix.count)
         let stamp = rest.prefix(16)
-        guard stamp.count == 16, stamp.dropLast(8).allSatisfy(\.isNumber), stamp[stamp.index(stamp.startIndex, offsetBy: 8)] == "T",
-            stamp.dropFirst(9).prefix(6).allSatisfy(\.isNumber), stamp.last == "Z"
-        else { return false }
+        guard stamp.count == 16, stamp.prefix(8).allSatisfy(isDigit), stamp.dropFirst(8).first == "T",
+            stamp.dropFirst(9).prefix(6).allSatisfy(isDigit), stamp.last == "Z"
+        else { return nil }
         let suffix = rest.dropFirst(16)
-        return suffix.isEmpty || (suffix.first == "-" && suffix.count > 1 && suffix.dropFirst().allSatisfy(\.isNumber))
+        if suffix.isEmpty { return (String(stamp), 1) }
+        guard suffix.first == "-", let counter = Int(suffix.dropFirst()), counter > 1, suffix.dropFirst().allSatisfy(isDigit)
+        else { return nil }
+        return (String(stamp), counter)
     }
 
     public func send(_ requested: [String]) async throws -> [DatasetSend] {
@@ -99,24 +108,25 @@ public struct SnapshotSender: Sendable {
         return results
     }
 
-    /// ferry-YYYYMMDDTHHMMSSZ, with -2, -3 … when a dataset has it already.
+    /// ferry-YYYYMMDDTHHMMSSZ, with -2, -3 … so that it comes after every
+    /// ferry snapshot and mark of these datasets: a name sent once is never
+    /// used again, even after its snapshot is pruned here, because the
+    /// backup drives keep it.
     func newSnapshotName(for datasets: [String]) async throws -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
         let base = Self.snapshotPrefix + formatter.string(from: context.clock.now())
-        var taken: Set<String> = []
+        var names = Set(try await inventory.properties([Self.markProperty], of: datasets).map(\.value))
         for dataset in datasets {
-            for snapshot in try await inventory.snapshots(of: dataset) ?? [] { taken.insert(snapshot.name) }
+            for snapshot in try await inventory.snapshots(of: dataset) ?? [] { names.insert(snapshot.name) }
         }
-        var name = base
-        var counter = 2
-        while taken.contains(name) {
-            name = "\(base)-\(counter)"
-            counter += 1
-        }
-        return name
+        let latest = names.compactMap(Self.order(of:)).max { ($0.stamp, $0.counter) < ($1.stamp, $1.counter) }
+        let stamp = String(base.dropFirst(Self.snapshotPrefix.count))
+        guard let latest, latest.stamp >= stamp else { return base }
+        // The clock has not moved past the newest name (or went back): count on from it.
+        return Self.snapshotPrefix + latest.stamp + "-\(latest.counter + 1)"
     }
 
     func send(_ dataset: String, snapshot: String) async -> DatasetSend {
