@@ -260,6 +260,41 @@ struct StreamTests {
         }
     }
 
+    @Test("ferry queue takes simplesnap's stream and DEST, strips the store prefix, and the stream lands on the drive")
+    func queue() async throws {
+        try await TestBed.with(handler: .ferryReceive) { bed in
+            let world = try await ZFSWorld.make(bed, tag: "q")
+            let stick = try await bed.enrolledStick()
+            try bed.writeConfig(
+                host: "laptop",
+                extra: """
+                    [send]
+                    backupsvr = "backupsvr"
+                    simplesnap-store = "tank/simplesnap"
+                    """)
+            try await world.write("queued\n", to: "f")
+            try await bed.sh(Tool.zfs, "snapshot", "\(world.laptop)/root@__simplesnap_backups_1__")
+            let stream = try await world.streamFile(snapshot: "__simplesnap_backups_1__")
+            let command = Command(FerryBinary.path, ["queue", "--config", bed.configPath("laptop"), "tank/simplesnap/laptop/root"])
+            let queued = try await bed.runner.run(command, inputFrom: try FileDescriptor.open(FilePath(stream), .readOnly))
+            #expect(queued.status == .exited(0), "\(queued.errorTail())")
+            let outside = try await bed.runner.run(
+                Command(FerryBinary.path, ["queue", "--config", bed.configPath("laptop"), "other/laptop/root"]),
+                inputFrom: try FileDescriptor.open(FilePath(stream), .readOnly))
+            #expect(outside.status == .exited(1))
+            #expect(outside.errorTail().contains("is not under the simplesnap store tank/simplesnap"))
+            let garbage = "\(bed.directory)/garbage"
+            try Data(try randomBytes(4096)).write(to: URL(fileURLWithPath: garbage))
+            let notStream = try await bed.runner.run(command, inputFrom: try FileDescriptor.open(FilePath(garbage), .readOnly))
+            #expect(notStream.status == .exited(1))
+            #expect(notStream.errorTail().contains("not a ZFS send stream"))
+
+            _ = try await world.trip(stick)
+            #expect(try await world.snapshots("\(world.drive)/laptop/root") == ["__simplesnap_backups_1__"])
+            #expect(try await world.receivedFile("f", in: "\(world.drive)/laptop/root") == "queued\n")
+        }
+    }
+
     @Test("a laptop send killed mid-stream leaves a state from which the next run sends a valid increment")
     func sendKilled() async throws {
         try await TestBed.with(handler: .ferryReceive) { bed in
