@@ -133,7 +133,11 @@ public struct StreamReceiver: Sendable {
             }
         }
 
-        let file = try store.create(id)
+        // When every enrolled drive is here and takes the stream now, it goes
+        // straight to them: stored or applied, either way. Should a receive
+        // fail, ferry exits 1 and NNCP keeps the packet for the next toss.
+        let direct = !enrolled.isEmpty && receivers.count + stream.applied.count == enrolled.count
+        let file = direct ? nil : try store.create(id)
         let outcome = await StreamPump(input: input, store: file, sinks: receivers.map(\.pipe)).run(first: first)
         stream.bytes = outcome.bytes
         var received: [String] = []
@@ -167,21 +171,26 @@ public struct StreamReceiver: Sendable {
             }
         }
         if let failure {
-            try? file.close()
+            try? file?.close()
             store.discard(id)
             logger.error("\(failure)", metadata: meta.merging(["bytes": "\(outcome.bytes)"]) { $1 })
             throw failure
         }
         let everyDriveHolds = !enrolled.isEmpty && enrolled.allSatisfy { stream.applied.contains($0.guid) }
         if everyDriveHolds {
-            try? file.close()
+            try? file?.close()
             store.discard(id)
-        } else {
+        } else if let file {
             try store.commit(stream, file: file)
             try? file.close()
             logger.info(
                 "stored for the drives that do not hold it yet",
                 metadata: meta.merging(["bytes": "\(outcome.bytes)", "store": "\(store.path)"]) { $1 })
+        } else {
+            let failure = ZFSError(
+                problem: "the stream was not received on every drive, and was not stored; the packet stays queued for the next toss")
+            logger.error("\(failure)", metadata: meta)
+            throw failure
         }
         if !received.isEmpty || everyDriveHolds {
             try await StoreApplier(context: context, store: store).applyPending(present: present, options: options)
