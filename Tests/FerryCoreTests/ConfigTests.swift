@@ -21,13 +21,23 @@ struct ConfigTests {
             senders = { laptop = "laptop" }
             zfs-receive-options = ["-u"]
 
+            [status]
+            visit-warn-after = "3d"
+            dataset-warn-after = "36h"
+
             [rotation]
             rotate-after = "7d"
 
             [send]
             backupsvr = "vault"
             datasets = ["tank/root", "tank/home"]
+            host = "lap"
+            simplesnap-store = "tank/simplesnap"
             """, path: path)
+        #expect(config.status.visitWarnAfter == "3d")
+        #expect(config.status.datasetWarnAfter == "36h")
+        #expect(config.send.host == "lap")
+        #expect(config.send.simplesnapStore == "tank/simplesnap")
         #expect(config.role == .backupsvr)
         #expect(config.peer == "spooler")
         #expect(config.receive.senders == ["laptop": "laptop"])

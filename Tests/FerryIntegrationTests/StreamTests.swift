@@ -170,6 +170,22 @@ struct StreamTests {
                 #expect(try await world.receivedFile("h\(round)", in: root + "/home") == "home file, round \(round)\n")
             }
             #expect(world.storedStreams().isEmpty, "the only drive holds everything, so the store is empty")
+
+            // The next visit's journal record carries what the toss received,
+            // and the spooler shows it with no stick present.
+            for host in ["spooler", "backupsvr", "spooler"] {
+                let visit = try await bed.ferry(host, "handle", stick.devnode)
+                try #require(visit.status == 0, "\(visit.error)")
+            }
+            let status = try await bed.ferry("spooler", "status", "--json")
+            try #require(status.status == 0, "\(status.error)")
+            let report = try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8))
+            let datasets = try #require(report.peer?.visit.datasets)
+            #expect(datasets.map(\.dataset) == ["laptop/\(world.laptop)/root", "laptop/\(world.laptop)/root/home"])
+            #expect(datasets.allSatisfy { $0.snapshot == sent.last && $0.pools == [world.drive] })
+            #expect(report.peer?.visit.streamStore == PacketCount(packets: 0, bytes: 0))
+            let text = try await bed.ferry("spooler", "status")
+            #expect(text.output.contains("dataset laptop/\(world.laptop)/root@\(sent.last!)"), "\(text.output)")
         }
     }
 

@@ -225,7 +225,15 @@ final class TestBed: @unchecked Sendable {
             }
         }
         for pool in pools {
-            _ = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
+            // A pool can be busy for a moment after its last use (a clone
+            // just unmounted, a child of a killed ferry finishing).
+            for attempt in 1...5 {
+                let result = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
+                let gone = try? await runner.run(Zpool.guid(pool: pool), input: nil)
+                if result?.status.succeeded == true || gone?.status.succeeded == false { break }
+                if attempt == 5 { print("TestBed: could not destroy pool \(pool): \(result?.errorTail() ?? "zpool did not run")") }
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
         for loop in loops.reversed() {
             try? await loop.detach(runner: runner)

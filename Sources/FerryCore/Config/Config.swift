@@ -38,6 +38,9 @@ public struct FerryConfig: Sendable, Equatable {
     public struct Status: Sendable, Equatable {
         /// `ferry status` warns when no stick has come for this long.
         public var visitWarnAfter = "7d"
+        /// `ferry status` warns when a dataset's newest snapshot on backupsvr
+        /// is older than this (simplesnap --check's idea).
+        public var datasetWarnAfter = "7d"
     }
 
     public struct Receive: Sendable, Equatable {
@@ -101,8 +104,8 @@ public struct FerryConfig: Sendable, Equatable {
         }
         let reader = TableReader(table: table, path: path, prefix: "")
         try reader.allowOnly([
-            "role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "receive", "rotation",
-            "send",
+            "role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "status", "receive",
+            "rotation", "send",
         ])
 
         guard let roleName = try reader.string("role") else {
@@ -134,9 +137,12 @@ public struct FerryConfig: Sendable, Equatable {
             if let reserve = try exchange.integer("reserve-mib") { config.exchange.reserveBytes = UInt64(reserve) << 20 }
         }
         if let status = try reader.table("status") {
-            try status.allowOnly(["visit-warn-after"])
+            try status.allowOnly(["visit-warn-after", "dataset-warn-after"])
             if try status.duration("visit-warn-after") != nil {
                 config.status.visitWarnAfter = try status.string("visit-warn-after")!
+            }
+            if try status.duration("dataset-warn-after") != nil {
+                config.status.datasetWarnAfter = try status.string("dataset-warn-after")!
             }
         }
         if let receive = try reader.table("receive") {

@@ -41,6 +41,8 @@ public struct StickVisit: Sendable {
             if config.role == .backupsvr {
                 report.drives = try context.drives.load()
                 report.receiveBacklog = Spool(path: nncp.spool).receiveBacklog()
+                report.datasets = ReceivedDatasets(stateDir: config.stateDir).load()
+                report.streamStore = try? StreamStore(stateDir: config.stateDir).size()
             }
             report.finished = context.clock.now().rfc3339
             let journal = VisitJournal(context: context, nncp: nncp)

@@ -55,6 +55,12 @@ public struct VisitReport: Codable, Sendable, Equatable {
     public var drives: [EnrolledDrive]?
     /// backupsvr: packets received and not yet applied by a toss.
     public var receiveBacklog: PacketCount?
+    /// backupsvr: the newest snapshot received of each dataset, as of the
+    /// last toss (the toss runs after the stick is out, so this visit's
+    /// streams show in the next visit's record).
+    public var datasets: [ReceivedDataset]?
+    /// backupsvr: the streams waiting in the store for a drive, and their bytes.
+    public var streamStore: PacketCount?
     /// The stick after the visit.
     public var stickFree: UInt64 = 0
     public var stickTotal: UInt64 = 0

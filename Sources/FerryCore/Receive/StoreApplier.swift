@@ -88,6 +88,7 @@ public struct StoreApplier: Sendable {
                     }
                     logger.info("received from the store", metadata: meta.merging(["bytes": "\(stream.bytes)"]) { $1 })
                     stream.applied.append(drive.drive.guid)
+                    try ReceivedDatasets(stateDir: context.config.stateDir).record(stream, pool: drive.pool, at: context.clock.now())
                     try store.save(stream)
                     applied += 1
                     progress = true

@@ -163,6 +163,7 @@ public struct StreamReceiver: Sendable {
             if ok {
                 received.append(receiver.drive.pool)
                 stream.applied.append(receiver.drive.drive.guid)
+                try ReceivedDatasets(stateDir: context.config.stateDir).record(stream, pool: receiver.drive.pool, at: context.clock.now())
                 logger.info("received", metadata: meta.merging(["pool": "\(receiver.drive.pool)", "bytes": "\(outcome.bytes)"]) { $1 })
             } else if failure == nil {
                 logger.error(

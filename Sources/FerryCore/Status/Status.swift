@@ -22,6 +22,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var peer: PeerState?
     /// backupsvr: the enrolled drives.
     public var drives: [EnrolledDrive]?
+    /// backupsvr: the newest snapshot received of each dataset.
+    public var datasets: [ReceivedDataset]?
+    /// backupsvr: the streams waiting in the store.
+    public var streamStore: PacketCount?
     public var warnings: [String]
 }
 
@@ -85,9 +89,18 @@ public struct Status: Sendable {
         if let peer {
             warnings += peer.visit.warnings.map { "\(peer.node): \($0)" }
         }
+        let datasets = config.role == .backupsvr ? ReceivedDatasets(stateDir: config.stateDir).load() : nil
+        let datasetLimit = TimeInterval((parseDuration(config.status.datasetWarnAfter) ?? .seconds(7 * 86400)).components.seconds)
+        for (holder, dataset) in (datasets ?? []).map({ ("", $0) }) + (peer?.visit.datasets ?? []).map({ ("\(peer!.node): ", $0) }) {
+            if let created = Self.date(dataset.created), now.timeIntervalSince(created) > datasetLimit {
+                warnings.append(
+                    "\(holder)the newest snapshot of \(dataset.dataset) is \(dataset.snapshot) of \(dataset.created), older than \(config.status.datasetWarnAfter)")
+            }
+        }
         return StatusReport(
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
-            peer: peer, drives: config.role == .backupsvr ? try context.drives.load() : nil, warnings: warnings)
+            peer: peer, drives: config.role == .backupsvr ? try context.drives.load() : nil, datasets: datasets,
+            streamStore: config.role == .backupsvr ? try? StreamStore(stateDir: config.stateDir).size() : nil, warnings: warnings)
     }
 
     static func niceName(_ nice: UInt8) -> String {
@@ -144,13 +157,25 @@ public struct StatusText {
                 lines.append("  receive backlog: \(backlog.packets) packet(s), \(IdentifyReport.humanSize(backlog.bytes))")
             }
             for drive in visit.drives ?? [] { lines.append("  drive \(drive.pool) (GUID \(drive.guid)), enrolled \(drive.enrolled)") }
+            for dataset in visit.datasets ?? [] { lines.append("  " + Self.line(dataset)) }
+            if let store = visit.streamStore, store.packets > 0 {
+                lines.append("  stream store: \(store.packets) stream(s), \(IdentifyReport.humanSize(store.bytes))")
+            }
             if let toss = visit.lastToss {
                 lines.append("  last toss \(toss.finished): \(toss.succeeded ? "ok" : "with errors (\(toss.errors.count))")")
             }
         }
         for drive in report.drives ?? [] { lines.append("drive \(drive.pool) (GUID \(drive.guid)), enrolled \(drive.enrolled)") }
+        for dataset in report.datasets ?? [] { lines.append(Self.line(dataset)) }
+        if let store = report.streamStore {
+            lines.append("stream store: \(store.packets) stream(s), \(IdentifyReport.humanSize(store.bytes))")
+        }
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
         return lines.joined(separator: "\n")
+    }
+
+    static func line(_ dataset: ReceivedDataset) -> String {
+        "dataset \(dataset.dataset)@\(dataset.snapshot), taken \(dataset.created), on \(dataset.pools.joined(separator: ", "))"
     }
 }

@@ -34,6 +34,8 @@ public struct StreamHeader: Sendable, Equatable, Codable {
     public var toName: String
     /// Whether the sender's byte order differs from this machine's.
     public var byteSwapped: Bool
+    /// When the snapshot was taken, in seconds since 1970 (drr_creation_time).
+    public var creationTime: UInt64 = 0
 
     public var isFull: Bool { fromGUID == 0 }
 
@@ -76,6 +78,7 @@ public struct StreamHeader: Sendable, Equatable, Codable {
         fromGUID = Self.u64(record, 48, swapped: swapped)
         toName = name
         byteSwapped = swapped
+        creationTime = Self.u64(record, 24, swapped: swapped)
         guard toGUID != 0, toGUID != fromGUID else {
             throw StreamError.notAStream("its snapshot GUIDs are not valid")
         }

@@ -31,7 +31,7 @@ public struct StoredStream: Sendable, Equatable, Codable {
 
 extension StreamHeader {
     enum CodingKeys: String, CodingKey {
-        case toGUID = "toguid", fromGUID = "fromguid", toName = "toname", byteSwapped = "byteswapped"
+        case toGUID = "toguid", fromGUID = "fromguid", toName = "toname", byteSwapped = "byteswapped", creationTime = "creation"
     }
 
     // GUIDs are written as decimal strings, as zfs prints them: JSON numbers
@@ -45,6 +45,7 @@ extension StreamHeader {
         fromGUID = from
         toName = try container.decode(String.self, forKey: .toName)
         byteSwapped = try container.decode(Bool.self, forKey: .byteSwapped)
+        creationTime = try container.decodeIfPresent(UInt64.self, forKey: .creationTime) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -53,6 +54,7 @@ extension StreamHeader {
         try container.encode(String(fromGUID), forKey: .fromGUID)
         try container.encode(toName, forKey: .toName)
         try container.encode(byteSwapped, forKey: .byteSwapped)
+        try container.encode(creationTime, forKey: .creationTime)
     }
 }
 
@@ -134,6 +136,12 @@ public final class StreamStore: @unchecked Sendable {
         let fd = Glibc.open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw ZFSError(problem: "cannot open \(name): \(String(cString: strerror(errno)))") }
         return FileDescriptor(rawValue: fd)
+    }
+
+    /// How many streams wait, and their bytes.
+    public func size() throws -> PacketCount {
+        let streams = try streams()
+        return PacketCount(packets: streams.count, bytes: streams.reduce(0) { $0 + $1.bytes })
     }
 
     /// Removes a stream that every drive holds. The description goes

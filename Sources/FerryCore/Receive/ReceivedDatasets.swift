@@ -1,0 +1,48 @@
+import Foundation
+
+/// The newest snapshot backupsvr has received of one dataset, and where.
+public struct ReceivedDataset: Codable, Sendable, Equatable {
+    /// HOST/DATASET.
+    public var dataset: String
+    public var snapshot: String
+    /// When the laptop took the snapshot (RFC 3339, from the stream header).
+    public var created: String
+    /// When backupsvr received it.
+    public var received: String
+    /// The drives that hold it.
+    public var pools: [String]
+}
+
+/// `state-dir/received.json`: what `ferry receive` has put on the drives,
+/// newest snapshot per dataset. Visit records carry it to the spooler.
+public struct ReceivedDatasets: Sendable {
+    public static let fileName = "received.json"
+    public var stateDir: String
+
+    public init(stateDir: String) {
+        self.stateDir = stateDir
+    }
+
+    public func load() -> [ReceivedDataset] {
+        StateFile.read([ReceivedDataset].self, name: Self.fileName, stateDir: stateDir) ?? []
+    }
+
+    /// Records that `pool` now holds `stream`'s snapshot. A snapshot older
+    /// than the one recorded for the dataset only adds the pool.
+    public func record(_ stream: StoredStream, pool: String, at time: Date) throws {
+        var all = load()
+        let name = "\(stream.dataset)"
+        let created = Date(timeIntervalSince1970: TimeInterval(stream.header.creationTime)).rfc3339
+        if let index = all.firstIndex(where: { $0.dataset == name }) {
+            if all[index].snapshot == stream.header.snapshot {
+                if !all[index].pools.contains(pool) { all[index].pools.append(pool) }
+            } else if created >= all[index].created {
+                all[index] = ReceivedDataset(dataset: name, snapshot: stream.header.snapshot, created: created, received: time.rfc3339, pools: [pool])
+            }
+        } else {
+            all.append(ReceivedDataset(dataset: name, snapshot: stream.header.snapshot, created: created, received: time.rfc3339, pools: [pool]))
+        }
+        all.sort { $0.dataset < $1.dataset }
+        try StateFile.write(all, name: Self.fileName, stateDir: stateDir)
+    }
+}
