@@ -118,8 +118,8 @@ public struct DemoStory: Sendable {
         try await tellExchange(scratch: scratch, network: network, stick: stick, spooler: spooler, backupsvr: backupsvr)
         try await tellDrive(scratch: scratch, backupsvr: backupsvr, loops: &loops)
 
-        say("\nWhat comes next (later releases): real ZFS streams (ferry send, ferry receive) and drive")
-        say("rotation, whose state the journal will carry back to the spooler as well.")
+        say("\nNot shown here yet: ferry send and ferry receive carry real ZFS snapshots onto the drive")
+        say("(they work today; see README.md). Drive rotation comes next, its state carried back by the journal.")
     }
 
     private func tellExchange(scratch: String, network: NNCPTestNetwork, stick: LoopDevice, spooler: FerryContext, backupsvr: FerryContext)
