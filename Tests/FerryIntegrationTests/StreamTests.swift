@@ -116,11 +116,9 @@ struct ZFSWorld {
     }
 
     /// A real stream of the laptop's root, written to a file.
-    func streamFile(snapshot: String, from base: String? = nil) async throws -> String {
+    func streamFile(snapshot: String) async throws -> String {
         let path = "\(bed.directory)/\(snapshot).zstream"
-        let result = try await bed.runner.check(
-            Command("/bin/sh", ["-c", "\(Tool.zfs) send \(base.map { "-i \(laptop)/root@\($0) " } ?? "")\(laptop)/root@\(snapshot) > \(path)"]))
-        _ = result
+        try await bed.runner.check(Command("/bin/sh", ["-c", "\(Tool.zfs) send \(laptop)/root@\(snapshot) > \(path)"]))
         return path
     }
 }
@@ -150,8 +148,7 @@ struct StreamTests {
             }
             // Rounds two and three cross together: their packets are tossed in
             // whatever order NNCP picks, and the store puts them in order.
-            let last = try await world.trip(stick)
-            #expect(last.status == 0)
+            _ = try await world.trip(stick)
 
             let root = "\(world.drive)/laptop/\(world.laptop)/root"
             let onDrive = try await world.snapshots(root)
@@ -222,8 +219,7 @@ struct StreamTests {
             #expect(left.isEmpty, "the waiting stream is stored, so nncp-toss dropped its packet and will not retry it: \(left)")
 
             try FileManager.default.moveItem(atPath: "\(aside)/\(held[0])", toPath: "\(outgoing)/\(held[0])")
-            let late = try await world.trip(stick)
-            #expect(late.status == 0)
+            _ = try await world.trip(stick)
             let all = try await world.snapshots(root)
             #expect(all.count == 3)
             #expect(all.first == s1.first)
@@ -343,8 +339,7 @@ struct StreamTests {
             #expect(try await world.property("ferry:sent", of: "\(world.laptop)/root") == (try await world.snapshots(root)).last!)
 
             try await world.write("third\n", to: "f")
-            let next = try await world.send()
-            #expect(next.status == 0)
+            _ = try await world.send()
             _ = try await world.trip(stick)
             let laptopSnapshots = try await world.snapshots("\(world.laptop)/root")
             #expect(laptopSnapshots.count == 1)

@@ -229,8 +229,9 @@ final class TestBed: @unchecked Sendable {
             // just unmounted, a child of a killed ferry finishing).
             for attempt in 1...5 {
                 let result = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
-                let gone = try? await runner.run(Zpool.guid(pool: pool), input: nil)
-                if result?.status.succeeded == true || gone?.status.succeeded == false { break }
+                if result?.status.succeeded == true { break }
+                // A create that failed halfway may have left no pool at all.
+                if try await runner.run(Zpool.guid(pool: pool), input: nil).status.succeeded == false { break }
                 if attempt == 5 { print("TestBed: could not destroy pool \(pool): \(result?.errorTail() ?? "zpool did not run")") }
                 try? await Task.sleep(for: .seconds(1))
             }

@@ -23,15 +23,11 @@ public enum Readiness: Sendable, Equatable {
 
 /// The options `zfs receive` is run with, and what is set on the dataset
 /// after each receive.
-public struct ReceiveOptions: Sendable, Equatable {
+public struct ReceiveOptions: Sendable {
     public var arguments: [String]
     /// Set on every received dataset right after its receive, whatever the
     /// options did: a dataset left writable diverges once it is mounted.
     public var setAfter: [(String, String)]
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.arguments == rhs.arguments && lhs.setAfter.map { "\($0)=\($1)" } == rhs.setAfter.map { "\($0)=\($1)" }
-    }
 
     static let safety = [("readonly", "on"), ("canmount", "noauto")]
 
@@ -61,16 +57,18 @@ public struct ReceiveOptions: Sendable, Equatable {
         return copy
     }
 
-    /// The options this host's zfs understands: the configured ones, or,
-    /// where zfs says it does not know `-o`, the same without it.
-    public static func probe(configured: [String], pool: String, runner: any CommandRunner, logger: Logger) async -> ReceiveOptions {
+    /// The options this host's zfs understands for receiving onto `drives`:
+    /// the configured ones, or, where zfs says it does not know `-o`, the
+    /// same without it. With no drive here there is nothing to ask.
+    public static func probe(for drives: [PresentDrive], context: FerryContext) async -> ReceiveOptions {
+        let configured = context.config.receive.zfsReceiveOptions
         let options = ReceiveOptions(configured: configured)
-        guard configured.contains("-o") else { return options }
-        let result = try? await runner.run(Zfs.probeReceive(options: configured, target: pool + "/ferry-probe"), input: [])
+        guard configured.contains("-o"), let pool = drives.first?.pool else { return options }
+        let result = try? await context.runner.run(Zfs.probeReceive(options: configured, target: pool + "/ferry-probe"), input: [])
         let error = result.map { String(decoding: $0.standardError, as: UTF8.self) } ?? ""
         guard error.contains("invalid option") else { return options }
         let fallback = options.withoutPropertyOptions()
-        logger.debug(
+        context.logger.debug(
             "this zfs receive does not know -o; setting the properties after each receive instead",
             metadata: ["options": "\(fallback.arguments.joined(separator: " "))"])
         return fallback

@@ -33,23 +33,15 @@ public struct StoreApplier: Sendable {
 
     /// Applies every stored stream that fits a present drive's chain, until
     /// none does, then prunes the store. Returns the streams applied.
+    /// `present` and `options`, when the caller has them, save asking zfs again.
     @discardableResult
-    public func applyPending(present known: [PresentDrive]? = nil, options known2: ReceiveOptions? = nil) async throws -> Int {
+    public func applyPending(present known: [PresentDrive]? = nil, options knownOptions: ReceiveOptions? = nil) async throws -> Int {
         let enrolled = try context.drives.load()
-        let present: [PresentDrive]
-        if let known { present = known } else { present = try await Self.presentDrives(enrolled: enrolled, context: context) }
+        let present = if let known { known } else { try await Self.presentDrives(enrolled: enrolled, context: context) }
+        let options = if let knownOptions { knownOptions } else { await ReceiveOptions.probe(for: present, context: context) }
         var applied = 0
-        if let first = present.first {
-            let options: ReceiveOptions
-            if let known2 {
-                options = known2
-            } else {
-                options = await ReceiveOptions.probe(
-                    configured: context.config.receive.zfsReceiveOptions, pool: first.pool, runner: context.runner, logger: logger)
-            }
-            for drive in present {
-                applied += try await catchUp(drive, options: options)
-            }
+        for drive in present {
+            applied += try await catchUp(drive, options: options)
         }
         try prune(enrolled: enrolled)
         return applied

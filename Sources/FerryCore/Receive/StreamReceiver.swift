@@ -92,6 +92,7 @@ public struct StreamReceiver: Sendable {
         let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
         defer { withExtendedLifetime(lock) {} }
         let store = try StreamStore(stateDir: context.config.stateDir)
+        store.removeLeftovers()
         let id = StoredStream.id(for: header)
         var stream = StoredStream(
             id: id, sender: sender, dataset: dataset, header: header, bytes: 0, received: context.clock.now().rfc3339, applied: [])
@@ -107,14 +108,10 @@ public struct StreamReceiver: Sendable {
         let enrolled = try context.drives.load()
         let present = try await StoreApplier.presentDrives(enrolled: enrolled, context: context)
         let pending = try store.streams()
-        var options = ReceiveOptions(configured: context.config.receive.zfsReceiveOptions)
-        if let first = present.first {
-            options = await ReceiveOptions.probe(
-                configured: context.config.receive.zfsReceiveOptions, pool: first.pool, runner: context.runner, logger: logger)
-        }
+        let options = await ReceiveOptions.probe(for: present, context: context)
+        let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
         var receivers: [(drive: PresentDrive, preparation: DriveApplier.Preparation, pipe: FileDescriptor, task: Task<CommandResult, Error>)] = []
         for drive in present {
-            let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
             switch try await applier.readiness(of: header, for: dataset, on: drive, pending: pending) {
             case .holds:
                 stream.applied.append(drive.drive.guid)
@@ -150,7 +147,6 @@ public struct StreamReceiver: Sendable {
             failure = ReceiveRefusal(problem: "\(StreamError.truncated(expectedEndOf: header.toName, bytes: outcome.bytes))", keepQueued: false)
         }
         for receiver in receivers {
-            let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
             let target = receiver.drive.target(dataset)
             let result: CommandResult
             do {

@@ -72,17 +72,21 @@ public final class StreamStore: @unchecked Sendable {
         directory = try SafeDirectory(path: path)
     }
 
-    /// Every stored stream, oldest first. Files without a `.json` (a
-    /// receive cut short) are removed.
-    public func streams() throws -> [StoredStream] {
-        let names = try directory.entries()
+    /// Removes the files a receive cut short left: `.part` files, and
+    /// streams without a `.json`. Only under the streams lock, where no
+    /// receive is writing.
+    public func removeLeftovers() {
+        guard let names = try? directory.entries() else { return }
         let described = Set(names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) })
-        var streams: [StoredStream] = []
-        for name in names {
-            if name.hasSuffix(".part") || (name.hasSuffix(".zstream") && !described.contains(String(name.dropLast(8)))) {
-                try? directory.remove(name)
-            }
+        for name in names where name.hasSuffix(".part") || (name.hasSuffix(".zstream") && !described.contains(String(name.dropLast(8)))) {
+            try? directory.remove(name)
         }
+    }
+
+    /// Every stored stream, oldest first.
+    public func streams() throws -> [StoredStream] {
+        let described = try directory.entries().filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
+        var streams: [StoredStream] = []
         for id in described.sorted() {
             let bytes = try directory.readFile(id + ".json", limit: 1 << 20)
             do {
