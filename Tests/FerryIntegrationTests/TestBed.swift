@@ -231,7 +231,7 @@ final class TestBed: @unchecked Sendable {
                 let result = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
                 if result?.status.succeeded == true { break }
                 // A create that failed halfway may have left no pool at all.
-                if try await runner.run(Zpool.guid(pool: pool), input: nil).status.succeeded == false { break }
+                if (try? await runner.run(Zpool.guid(pool: pool), input: nil))?.status.succeeded == false { break }
                 if attempt == 5 { print("TestBed: could not destroy pool \(pool): \(result?.errorTail() ?? "zpool did not run")") }
                 try? await Task.sleep(for: .seconds(1))
             }

@@ -24,10 +24,25 @@ public struct Handler: Sendable {
     /// or another, waits until this one is done, and never mounts over it.
     public func handle(devnode: String) async throws -> Recognition {
         try context.config.require(.spooler, .backupsvr, for: "handle")
-        let logger = context.logger
         // nncp-cfgdir runs while the medium is probed: most media are sticks.
         let nncpLoad = Task { [context] in try await context.nncpConfig() }
-        defer { nncpLoad.cancel() }
+        let outcome: Result<Recognition, any Error>
+        do {
+            outcome = .success(try await handle(devnode: devnode, nncpLoad: nncpLoad))
+        } catch {
+            outcome = .failure(error)
+        }
+        // Where the NNCP config was not needed (a drive, a medium not ours),
+        // nncp-cfgdir is stopped, and awaited: ferry must not exit while
+        // swift-subprocess is still starting it, or it reports a leaked
+        // continuation on standard error.
+        nncpLoad.cancel()
+        _ = try? await nncpLoad.value
+        return try outcome.get()
+    }
+
+    private func handle(devnode: String, nncpLoad: Task<NNCPConfig, any Error>) async throws -> Recognition {
+        let logger = context.logger
         var lock: HostLock? = try await HostLock.acquire(.spool, stateDir: context.config.stateDir, logger: logger)
         let recognizer = MediumRecognizer(context: context)
         let device = try context.inspector.inspect(devnode: devnode)
