@@ -232,7 +232,7 @@ struct Enroll: AsyncParsableCommand {
 struct Drive: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Backup drives on backupsvr.",
-        subcommands: [DriveEnroll.self, DriveList.self])
+        subcommands: [DriveEnroll.self, DriveList.self, DriveEject.self, DriveSeed.self, DriveRetire.self])
 }
 
 struct DriveEnroll: AsyncParsableCommand {
@@ -264,17 +264,81 @@ struct DriveList: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context()
             try context.config.require(.backupsvr, for: "drive list")
-            let drives = try context.drives.load()
+            let dock = DriveDock(context: context)
+            try await dock.noticePulled()
+            let drives = try await dock.drives()
             if json {
                 try printJSON(drives)
             } else if drives.isEmpty {
                 print("no backup drives are enrolled (ferry drive enroll POOL|DEVNODE)")
             } else {
-                for drive in drives { print("\(drive.pool)\tGUID \(drive.guid)\tenrolled \(drive.enrolled)") }
+                for drive in drives { print(StatusText.lines(drive).joined(separator: "\n")) }
+                for warning in dock.warnings(for: drives) { print("! \(warning)") }
             }
         }
     }
 }
+
+struct DriveEject: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eject", abstract: "Export a drive's pool so that it can go offsite, and record what it holds.",
+        discussion: "Waits for a running receive or catch-up, up to --wait seconds, then refuses.")
+
+    @OptionGroup var options: GlobalOptions
+    @Option(help: "How long to wait for running work, in seconds.") var wait = 600
+    @Argument(help: "The pool name of the drive.") var pool: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let eject = try await DriveDock(context: context).eject(pool, wait: .seconds(max(0, wait)))
+            let datasets = eject.drive.datasets ?? []
+            print("\(pool) is exported; it holds \(datasets.count) dataset(s):")
+            for dataset in datasets { print("  \(dataset.dataset)@\(dataset.snapshot)") }
+            if eject.behind.packets > 0 {
+                print("\(eject.behind.packets) stream(s) (\(humanSize(eject.behind.bytes))) wait in the store for its return.")
+            }
+            print("\(pool) is safe to remove; take it offsite.")
+        }
+    }
+}
+
+struct DriveSeed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seed", abstract: "Fill a new, empty drive from a drive that is present (local zfs send | zfs receive).")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The new drive's pool name (enrolled, imported, empty).") var new: String
+    @Option(help: "The pool name of a present drive to copy from.") var from: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let seed = try await DriveDock(context: context).seed(new, from: from)
+            print("\(new) is seeded from \(from): \(seed.datasets) dataset(s), \(seed.snapshots) snapshot(s); then \(seed.outcome.applied) stream(s) from the store")
+            for failure in seed.outcome.failures { print("! \(failure)") }
+            if !seed.outcome.failures.isEmpty { throw ExitCode(ExitStatus.failed.rawValue) }
+        }
+    }
+}
+
+struct DriveRetire: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retire", abstract: "Stop sending streams to a drive, and free what only it was waiting for.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The pool name of the drive.") var pool: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let released = try await DriveDock(context: context).retire(pool)
+            print("\(pool) is retired; the store let go of \(released.packets) stream(s), \(humanSize(released.bytes))")
+        }
+    }
+}
+
+func humanSize(_ bytes: UInt64) -> String { IdentifyReport.humanSize(bytes) }
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -301,7 +365,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let context = try options.context()
-            let report = try FerryCore.Status(context: context, nncp: try await context.nncpConfig()).report()
+            let report = try await FerryCore.Status(context: context, nncp: try await context.nncpConfig()).report()
             if json { try printJSON(report) } else { print(StatusText(report).text) }
         }
     }

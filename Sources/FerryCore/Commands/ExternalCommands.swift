@@ -151,9 +151,9 @@ public enum Zfs {
 
 /// ZFS pool commands.
 public enum Zpool {
-    /// Every imported pool: "name guid" lines.
+    /// Every imported pool: "name guid health" lines.
     public static func listImported() -> Command {
-        Command(Tool.zpool, ["list", "-H", "-o", "name,guid"], timeout: .seconds(60))
+        Command(Tool.zpool, ["list", "-H", "-o", "name,guid,health"], timeout: .seconds(60))
     }
 
     /// Prints the pool's GUID, in decimal.
@@ -166,8 +166,15 @@ public enum Zpool {
         Command(Tool.zpool, ["create", "-f", "-R", altroot, pool, device], timeout: .seconds(120))
     }
 
-    public static func export(pool: String) -> Command {
-        Command(Tool.zpool, ["export", pool], timeout: .seconds(300))
+    /// Exports `pool`; `force` for a pool whose device is gone.
+    public static func export(pool: String, force: Bool = false) -> Command {
+        Command(Tool.zpool, ["export"] + (force ? ["-f"] : []) + [pool], timeout: .seconds(300))
+    }
+
+    /// Imports the pool with `guid`, looking for its device in
+    /// `searchDirectory` only, and mounting nothing.
+    public static func importByGUID(_ guid: String, searchDirectory: String) -> Command {
+        Command(Tool.zpool, ["import", "-N", "-d", searchDirectory, guid], timeout: .seconds(300))
     }
 
     public static func destroy(pool: String) -> Command {

@@ -50,7 +50,11 @@ public struct FerryConfig: Sendable, Equatable {
     }
 
     public struct Rotation: Sendable, Equatable {
+        /// A drive in the dock, or away, for longer than this is due to swap.
         public var rotateAfter = "14d"
+        /// Warn when the stream store takes more than this share (in percent)
+        /// of the disk that holds `state-dir`.
+        public var storeWarnPercent = 50
     }
 
     public struct Send: Sendable, Equatable {
@@ -151,9 +155,15 @@ public struct FerryConfig: Sendable, Equatable {
             config.receive.zfsReceiveOptions = try receive.stringArray("zfs-receive-options") ?? config.receive.zfsReceiveOptions
         }
         if let rotation = try reader.table("rotation") {
-            try rotation.allowOnly(["rotate-after"])
+            try rotation.allowOnly(["rotate-after", "store-warn-percent"])
             if try rotation.duration("rotate-after") != nil {
                 config.rotation.rotateAfter = try rotation.string("rotate-after")!
+            }
+            if let percent = try rotation.integer("store-warn-percent") {
+                guard (1...100).contains(percent) else {
+                    throw ConfigError(path: path, key: "rotation.store-warn-percent", problem: "must be between 1 and 100, not \(percent)")
+                }
+                config.rotation.storeWarnPercent = percent
             }
         }
         if let send = try reader.table("send") {

@@ -102,6 +102,11 @@ public struct MediumRecognizer: Sendable {
         }
         let enrolled = try context.drives.load()
         if let drive = enrolled.first(where: { $0.guid == guid }) {
+            if let retired = drive.retired {
+                return Recognition(
+                    device: device, verdict: .unknown,
+                    reason: "it holds \(drive.pool) (GUID \(drive.guid)), a backup drive retired \(retired); ferry leaves it alone", drive: drive)
+            }
             return Recognition(
                 device: device, verdict: .drive, reason: "enrolled backup drive \(drive.pool) (GUID \(drive.guid))", drive: drive)
         }

@@ -37,7 +37,8 @@ public struct DriveEnrolment: Sendable {
         guard !guid.isEmpty, guid.allSatisfy(\.isNumber) else {
             throw DriveError(subject: target, problem: "has a GUID ferry cannot read: \(printable(guid))")
         }
-        let drive = EnrolledDrive(pool: pool, guid: guid, enrolled: context.clock.now().rfc3339)
+        let now = context.clock.now().rfc3339
+        let drive = EnrolledDrive(pool: pool, guid: guid, enrolled: now, place: .dock, since: now)
         let new = try context.drives.enroll(drive)
         context.logger.info(
             new ? "enrolled backup drive" : "backup drive was already enrolled", metadata: ["pool": "\(pool)", "guid": "\(guid)"])

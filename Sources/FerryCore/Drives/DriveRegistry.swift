@@ -1,17 +1,60 @@
 import Foundation
 
-/// A backup drive enrolled on backupsvr: one ZFS pool, known by name and GUID.
+/// Where a backup drive is.
+public enum DrivePlace: String, Codable, Sendable, Equatable {
+    /// In the dock, its pool imported.
+    case dock
+    /// Exported and away, or pulled and not seen since.
+    case offsite
+}
+
+/// The newest snapshot of one dataset on a drive.
+public struct DriveDataset: Codable, Sendable, Equatable {
+    /// HOST/DATASET, as it lives under the pool.
+    public var dataset: String
+    public var snapshot: String
+    /// When the laptop took it (RFC 3339), when ZFS says.
+    public var created: String?
+
+    public init(dataset: String, snapshot: String, created: String?) {
+        self.dataset = dataset
+        self.snapshot = snapshot
+        self.created = created
+    }
+}
+
+/// A backup drive enrolled on backupsvr: one ZFS pool, known by name and
+/// GUID, and what ferry last knew of it. Visit records and `ferry drive list`
+/// carry the same shape, with `behind` filled in.
 public struct EnrolledDrive: Codable, Sendable, Equatable {
     public var pool: String
     /// The pool GUID in decimal, as `zpool list -o guid` and blkid print it.
     public var guid: String
     public var enrolled: String
+    /// Where it is; nil for a drive enrolled before ferry tracked places.
+    public var place: DrivePlace?
+    /// Since when it is there (RFC 3339).
+    public var since: String?
+    /// When it was pulled without `ferry drive eject`, if it was and has
+    /// not been plugged in since.
+    public var pulled: String?
+    /// When it was retired: it gets no more streams and holds none back.
+    public var retired: String?
+    /// The newest snapshot of each dataset on it: read from the pool while
+    /// it is in the dock, as of its eject while it is away.
+    public var datasets: [DriveDataset]?
+    /// The streams in the store it still lacks (reports only).
+    public var behind: PacketCount?
 
-    public init(pool: String, guid: String, enrolled: String) {
+    public init(pool: String, guid: String, enrolled: String, place: DrivePlace? = nil, since: String? = nil) {
         self.pool = pool
         self.guid = guid
         self.enrolled = enrolled
+        self.place = place
+        self.since = since
     }
+
+    public var isRetired: Bool { retired != nil }
 }
 
 public struct DriveError: FerryError {
@@ -45,12 +88,48 @@ public struct DriveRegistry: Sendable {
         }
     }
 
+    /// The drives that take streams: enrolled and not retired.
+    public func active() throws -> [EnrolledDrive] {
+        try load().filter { !$0.isRetired }
+    }
+
+    /// The enrolled drive with pool name `pool`, or a clear error.
+    public func drive(named pool: String) throws -> EnrolledDrive {
+        let drives = try load()
+        guard let drive = drives.first(where: { $0.pool == pool }) else {
+            let names = drives.map(\.pool).joined(separator: ", ")
+            throw DriveError(
+                subject: pool, problem: "is not an enrolled drive (enrolled: \(names.isEmpty ? "none" : names); ferry drive enroll POOL)")
+        }
+        return drive
+    }
+
+    /// Changes the drive with `guid` and saves the registry; returns the drive
+    /// as saved.
+    @discardableResult
+    public func update(guid: String, _ change: (inout EnrolledDrive) -> Void) throws -> EnrolledDrive {
+        var drives = try load()
+        guard let index = drives.firstIndex(where: { $0.guid == guid }) else {
+            throw DriveError(subject: "GUID \(guid)", problem: "is not an enrolled drive")
+        }
+        change(&drives[index])
+        drives[index].behind = nil
+        try save(drives)
+        return drives[index]
+    }
+
     /// Adds `drive`, or refuses when its name or GUID is taken by another.
     /// Returns false when exactly this drive was enrolled already.
     @discardableResult
     public func enroll(_ drive: EnrolledDrive) throws -> Bool {
         var drives = try load()
-        if drives.contains(where: { $0.pool == drive.pool && $0.guid == drive.guid }) { return false }
+        if let index = drives.firstIndex(where: { $0.pool == drive.pool && $0.guid == drive.guid }) {
+            // Enrolling a retired drive again brings it back into the fan-out.
+            guard drives[index].isRetired else { return false }
+            drives[index].retired = nil
+            try save(drives)
+            return true
+        }
         if let clash = drives.first(where: { $0.pool == drive.pool || $0.guid == drive.guid }) {
             throw DriveError(
                 subject: drive.pool,

@@ -47,9 +47,11 @@ public struct Handler: Sendable {
         let recognizer = MediumRecognizer(context: context)
         let device = try context.inspector.inspect(devnode: devnode)
         if let decided = try recognizer.classify(device) {
-            guard decided.verdict == .drive else { throw NotOursError(recognition: decided) }
+            guard decided.verdict == .drive, let drive = decided.drive else { throw NotOursError(recognition: decided) }
             logger.info("known backup drive", metadata: ["device": "\(devnode)", "why": "\(decided.reason)"])
-            logger.info("safe to remove", metadata: ["device": "\(devnode)"])
+            // A drive's catch-up can take hours: sticks need not wait for it.
+            lock = nil
+            try await plugIn(device, drive: drive)
             return decided
         }
 
@@ -73,5 +75,23 @@ public struct Handler: Sendable {
         }
         withExtendedLifetime(lock) {}
         return recognition
+    }
+
+    /// An enrolled drive: imported, caught up, and left in the dock.
+    private func plugIn(_ device: BlockDevice, drive: EnrolledDrive) async throws {
+        let plugged = try await DriveDock(context: context).plugIn(device, drive: drive)
+        let behind = try DriveDock(context: context).behind(plugged.drive)
+        guard plugged.outcome.failures.isEmpty else {
+            throw DriveError(
+                subject: drive.pool,
+                problem:
+                    "could not take \(plugged.outcome.failures.count) stream(s), which stay in the store: \(plugged.outcome.failures[0])")
+        }
+        context.logger.info(
+            "drive \(drive.pool) is in the dock and caught up; it stays imported until ferry drive eject \(drive.pool)",
+            metadata: [
+                "applied": "\(plugged.outcome.applied)", "datasets": "\(plugged.drive.datasets?.count ?? 0)",
+                "still-waiting": "\(behind.packets)",
+            ])
     }
 }

@@ -39,7 +39,15 @@ public struct StickVisit: Sendable {
             let space = try root.space()
             (report.stickFree, report.stickTotal) = (space.free, space.total)
             if config.role == .backupsvr {
-                report.drives = try context.drives.load()
+                let dock = DriveDock(context: context)
+                do {
+                    try await dock.noticePulled()
+                } catch {
+                    warn("could not check the backup drives' pools: \(error)", &report)
+                }
+                let drives = try await dock.drives()
+                report.drives = drives
+                report.warnings += dock.warnings(for: drives)
                 report.receiveBacklog = Spool(path: nncp.spool).receiveBacklog()
                 report.datasets = ReceivedDatasets(stateDir: config.stateDir).load()
                 report.streamStore = try? StreamStore(stateDir: config.stateDir).size()

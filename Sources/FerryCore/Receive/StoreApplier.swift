@@ -20,41 +20,57 @@ public struct StoreApplier: Sendable {
         let pools = try await ZFSInventory(runner: context.runner).importedPools()
         var present: [PresentDrive] = []
         for drive in enrolled {
-            guard let guid = pools[drive.pool] else { continue }
-            if guid == drive.guid {
-                present.append(PresentDrive(drive: drive))
-            } else {
+            guard let pool = pools.first(where: { $0.name == drive.pool }) else { continue }
+            if pool.guid != drive.guid {
                 context.logger.warning(
-                    "pool \(drive.pool) is imported with GUID \(guid), not the enrolled drive's \(drive.guid); it is not used")
+                    "pool \(drive.pool) is imported with GUID \(pool.guid), not the enrolled drive's \(drive.guid); it is not used")
+            } else if !pool.isUsable {
+                context.logger.warning("drive \(drive.pool) is \(pool.health): it was pulled, or is failing; it is not used")
+            } else {
+                present.append(PresentDrive(drive: drive))
             }
         }
         return present
     }
 
+    /// What one catch-up did.
+    public struct Outcome: Sendable, Equatable {
+        public var applied = 0
+        /// One line per stream a drive could not take (out of space, a zfs
+        /// error); those streams stay in the store.
+        public var failures: [String] = []
+
+        mutating func add(_ other: Outcome) {
+            applied += other.applied
+            failures += other.failures
+        }
+    }
+
     /// Applies every stored stream that fits a present drive's chain, until
-    /// none does, then prunes the store. Returns the streams applied.
+    /// none does, then prunes the store.
     /// `present` and `options`, when the caller has them, save asking zfs again.
     @discardableResult
-    public func applyPending(present known: [PresentDrive]? = nil, options knownOptions: ReceiveOptions? = nil) async throws -> Int {
-        let enrolled = try context.drives.load()
+    public func applyPending(present known: [PresentDrive]? = nil, options knownOptions: ReceiveOptions? = nil) async throws -> Outcome {
+        let enrolled = try context.drives.active()
         let present = if let known { known } else { try await Self.presentDrives(enrolled: enrolled, context: context) }
         let options = if let knownOptions { knownOptions } else { await ReceiveOptions.probe(for: present, context: context) }
-        var applied = 0
+        var outcome = Outcome()
         for drive in present {
-            applied += try await catchUp(drive, options: options)
+            outcome.add(try await catchUp(drive, options: options))
         }
         try prune(enrolled: enrolled)
-        return applied
+        return outcome
     }
 
     /// Applies to `drive` every stored stream it lacks, as far as its chains go.
-    func catchUp(_ drive: PresentDrive, options: ReceiveOptions) async throws -> Int {
+    func catchUp(_ drive: PresentDrive, options: ReceiveOptions) async throws -> Outcome {
         let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
-        var applied = 0
+        var outcome = Outcome()
+        var failed: Set<String> = []
         var progress = true
         while progress {
             progress = false
-            let streams = try store.streams().filter { !$0.applied.contains(drive.drive.guid) }
+            let streams = try store.streams().filter { !$0.applied.contains(drive.drive.guid) && !failed.contains($0.id) }
             // Parents before children, then in the order they arrived.
             for var stream in streams.sorted(by: { ($0.dataset.components.count, $0.received) < ($1.dataset.components.count, $1.received) }) {
                 let pending = streams.filter { $0.id != stream.id }
@@ -73,16 +89,18 @@ public struct StoreApplier: Sendable {
                     let result = try await context.runner.run(applier.receiveCommand(target), inputFrom: try store.open(stream.id))
                     try await applier.finish(target, preparation: preparation, received: result.status.succeeded)
                     guard result.status.succeeded else {
-                        logger.error(
-                            "zfs receive into \(target) failed (\(result.status)): \(result.errorTail()); the stream stays in the store",
-                            metadata: meta)
-                        continue
+                        let line = "zfs receive into \(target)@\(printable(stream.header.snapshot)) failed (\(result.status)): \(result.errorTail())"
+                        logger.error("\(line); the stream stays in the store", metadata: meta)
+                        outcome.failures.append(line)
+                        failed.insert(stream.id)
+                        progress = true
+                        break
                     }
                     logger.info("received from the store", metadata: meta.merging(["bytes": "\(stream.bytes)"]) { $1 })
                     stream.applied.append(drive.drive.guid)
                     try ReceivedDatasets(stateDir: context.config.stateDir).record(stream, pool: drive.pool, at: context.clock.now())
                     try store.save(stream)
-                    applied += 1
+                    outcome.applied += 1
                     progress = true
                 case .waiting, .conflict:
                     continue
@@ -90,7 +108,7 @@ public struct StoreApplier: Sendable {
                 break  // re-read the store: one change can make others ready
             }
         }
-        return applied
+        return outcome
     }
 
     /// Removes the streams that every enrolled drive holds.

@@ -105,7 +105,7 @@ public struct StreamReceiver: Sendable {
             return ReceiveOutcome(stream: existing, receivedOn: [], stored: store.contains(id))
         }
 
-        let enrolled = try context.drives.load()
+        let enrolled = try context.drives.active()
         let present = try await StoreApplier.presentDrives(enrolled: enrolled, context: context)
         let pending = try store.streams()
         let options = await ReceiveOptions.probe(for: present, context: context)

@@ -20,7 +20,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var lastVisit: VisitReport?
     /// The peer's last visit as the journal brought it, verified.
     public var peer: PeerState?
-    /// backupsvr: the enrolled drives.
+    /// backupsvr: the enrolled drives, where each is, what it holds and lacks.
     public var drives: [EnrolledDrive]?
     /// backupsvr: the newest snapshot received of each dataset.
     public var datasets: [ReceivedDataset]?
@@ -42,7 +42,7 @@ public struct Status: Sendable {
         self.nncp = nncp
     }
 
-    public func report() throws -> StatusReport {
+    public func report() async throws -> StatusReport {
         let config = context.config
         let now = context.clock.now()
         var warnings: [String] = []
@@ -97,9 +97,16 @@ public struct Status: Sendable {
                     "\(holder)the newest snapshot of \(dataset.dataset) is \(dataset.snapshot) of \(dataset.created), older than \(config.status.datasetWarnAfter)")
             }
         }
+        var drives: [EnrolledDrive]?
+        if config.role == .backupsvr {
+            let dock = DriveDock(context: context)
+            try await dock.noticePulled()
+            drives = try await dock.drives()
+            warnings += dock.warnings(for: drives ?? [])
+        }
         return StatusReport(
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
-            peer: peer, drives: config.role == .backupsvr ? try context.drives.load() : nil, datasets: datasets,
+            peer: peer, drives: drives, datasets: datasets,
             streamStore: config.role == .backupsvr ? try? StreamStore(stateDir: config.stateDir).size() : nil, warnings: warnings)
     }
 
@@ -156,7 +163,7 @@ public struct StatusText {
             if let backlog = visit.receiveBacklog {
                 lines.append("  receive backlog: \(backlog.packets) packet(s), \(IdentifyReport.humanSize(backlog.bytes))")
             }
-            for drive in visit.drives ?? [] { lines.append("  drive \(drive.pool) (GUID \(drive.guid)), enrolled \(drive.enrolled)") }
+            for drive in visit.drives ?? [] { lines += Self.lines(drive).map { "  " + $0 } }
             for dataset in visit.datasets ?? [] { lines.append("  " + Self.line(dataset)) }
             if let store = visit.streamStore, store.packets > 0 {
                 lines.append("  stream store: \(store.packets) stream(s), \(IdentifyReport.humanSize(store.bytes))")
@@ -165,7 +172,7 @@ public struct StatusText {
                 lines.append("  last toss \(toss.finished): \(toss.succeeded ? "ok" : "with errors (\(toss.errors.count))")")
             }
         }
-        for drive in report.drives ?? [] { lines.append("drive \(drive.pool) (GUID \(drive.guid)), enrolled \(drive.enrolled)") }
+        for drive in report.drives ?? [] { lines += Self.lines(drive) }
         for dataset in report.datasets ?? [] { lines.append(Self.line(dataset)) }
         if let store = report.streamStore {
             lines.append("stream store: \(store.packets) stream(s), \(IdentifyReport.humanSize(store.bytes))")
@@ -173,6 +180,31 @@ public struct StatusText {
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
         return lines.joined(separator: "\n")
+    }
+
+    /// A drive: where it is and since when, what it lacks, then its newest
+    /// snapshot per dataset.
+    public static func lines(_ drive: EnrolledDrive) -> [String] {
+        var place: String
+        if let retired = drive.retired {
+            place = "retired \(retired)"
+        } else if drive.pulled != nil {
+            place = "pulled without eject, noticed \(drive.pulled!)"
+        } else {
+            switch drive.place {
+            case .dock: place = "in the dock since \(drive.since ?? "?")"
+            case .offsite: place = "offsite since \(drive.since ?? "?")"
+            case nil: place = "place unknown (enrolled \(drive.enrolled))"
+            }
+        }
+        if let behind = drive.behind, !drive.isRetired {
+            place += behind.packets == 0 ? ", up to date" : ", \(behind.packets) stream(s) behind (\(IdentifyReport.humanSize(behind.bytes)))"
+        }
+        var lines = ["drive \(drive.pool) (GUID \(drive.guid)): \(place)"]
+        for dataset in drive.datasets ?? [] {
+            lines.append("  \(dataset.dataset)@\(dataset.snapshot)\(dataset.created.map { ", taken \($0)" } ?? "")")
+        }
+        return lines
     }
 
     static func line(_ dataset: ReceivedDataset) -> String {

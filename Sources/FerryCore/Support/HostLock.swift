@@ -38,8 +38,8 @@ public final class HostLock: @unchecked Sendable {
     }
 
     /// Waits for the lock in `stateDir`, saying once that it waits; a
-    /// cancelled task stops waiting.
-    public static func acquire(_ kind: Kind, stateDir: String, logger: Logger) async throws -> HostLock {
+    /// cancelled task stops waiting, and so does `giveUpAfter` running out.
+    public static func acquire(_ kind: Kind, stateDir: String, logger: Logger, giveUpAfter: Duration? = nil) async throws -> HostLock {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = stateDir + "/" + kind.fileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -47,6 +47,7 @@ public final class HostLock: @unchecked Sendable {
             throw LockError(path: path, problem: "cannot be opened: \(String(cString: strerror(errno)))")
         }
         var said = false
+        let deadline = giveUpAfter.map { ContinuousClock.now + $0 }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else {
                 let reason = String(cString: strerror(errno))
@@ -56,6 +57,10 @@ public final class HostLock: @unchecked Sendable {
             if !said {
                 logger.info("another ferry is \(kind.holder); waiting for it", metadata: ["lock": "\(path)"])
                 said = true
+            }
+            if let deadline, ContinuousClock.now >= deadline {
+                close(fd)
+                throw LockError(path: path, problem: "is still held: another ferry is \(kind.holder); try again when it is done")
             }
             do {
                 try await Task.sleep(for: .milliseconds(200))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One snapshot of a dataset, as `zfs get -p` shows it.
 public struct SnapshotInfo: Sendable, Equatable, Codable {
     /// The part after `@`.
@@ -5,6 +7,21 @@ public struct SnapshotInfo: Sendable, Equatable, Codable {
     public var guid: UInt64
     /// The transaction group that made it: snapshots sort by this.
     public var createTXG: UInt64
+    /// When it was taken, in seconds since 1970; a received snapshot keeps
+    /// the sender's time.
+    public var creation: UInt64?
+}
+
+/// One imported pool, as `zpool list` shows it.
+public struct PoolState: Sendable, Equatable {
+    public var name: String
+    /// In decimal.
+    public var guid: String
+    /// ONLINE, DEGRADED, FAULTED, UNAVAIL, SUSPENDED…
+    public var health: String
+
+    /// Whether ZFS can read and write it: ONLINE or DEGRADED.
+    public var isUsable: Bool { health == "ONLINE" || health == "DEGRADED" }
 }
 
 /// One line of `zfs get -H -p -o name,property,value,source`.
@@ -32,19 +49,18 @@ public struct ZFSInventory: Sendable {
         self.runner = runner
     }
 
-    /// Every imported pool, by name, with its GUID in decimal.
-    public func importedPools() async throws -> [String: String] {
+    /// Every imported pool, with its GUID and health.
+    public func importedPools() async throws -> [PoolState] {
         let result = try await runner.run(Zpool.listImported(), input: nil)
         guard result.status.succeeded else {
             // zpool prints "no pools available" with status 0; anything else is a fault.
             throw ZFSError(problem: "zpool list failed (\(result.status)): \(result.errorTail(lines: 1)); is the ZFS daemon running?")
         }
-        var pools: [String: String] = [:]
-        for line in result.output.split(separator: "\n") {
+        return result.output.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: "\t")
-            if fields.count == 2 { pools[String(fields[0])] = String(fields[1]) }
+            guard fields.count == 3 else { return nil }
+            return PoolState(name: String(fields[0]), guid: String(fields[1]), health: String(fields[2]))
         }
-        return pools
     }
 
     /// The properties of `datasets` (and everything under them with
@@ -57,7 +73,7 @@ public struct ZFSInventory: Sendable {
     /// The snapshots of `dataset`, oldest first; nil when the dataset does
     /// not exist.
     public func snapshots(of dataset: String) async throws -> [SnapshotInfo]? {
-        let result = try await runner.run(Zfs.get(["guid", "createtxg"], of: [dataset], depth: 1), input: nil)
+        let result = try await runner.run(Zfs.get(["guid", "createtxg", "creation"], of: [dataset], depth: 1), input: nil)
         guard result.status.succeeded else {
             let error = String(decoding: result.standardError, as: UTF8.self)
             if error.contains("does not exist") { return nil }
@@ -65,13 +81,20 @@ public struct ZFSInventory: Sendable {
         }
         var guids: [String: UInt64] = [:]
         var txgs: [String: UInt64] = [:]
+        var creations: [String: UInt64] = [:]
         let prefix = dataset + "@"
         for row in Self.rows(result.output) where row.dataset.hasPrefix(prefix) {
             let name = String(row.dataset.dropFirst(prefix.count))
             guard let number = UInt64(row.value) else { continue }
-            if row.property == "guid" { guids[name] = number } else if row.property == "createtxg" { txgs[name] = number }
+            switch row.property {
+            case "guid": guids[name] = number
+            case "createtxg": txgs[name] = number
+            default: creations[name] = number
+            }
         }
-        return guids.compactMap { name, guid in txgs[name].map { SnapshotInfo(name: name, guid: guid, createTXG: $0) } }
+        return guids.compactMap { name, guid in
+            txgs[name].map { SnapshotInfo(name: name, guid: guid, createTXG: $0, creation: creations[name]) }
+        }
             .sorted { $0.createTXG < $1.createTXG }
     }
 
@@ -87,6 +110,20 @@ public struct ZFSInventory: Sendable {
             throw ZFSError(problem: "cannot list \(root): \(result.errorTail(lines: 1))")
         }
         return result.output.split(separator: "\n").map(String.init)
+    }
+
+    /// The newest snapshot of every dataset under `pool`, named relative to
+    /// it (HOST/DATASET). Datasets without snapshots (containers) are left out.
+    public func newestSnapshots(under pool: String) async throws -> [DriveDataset] {
+        var newest: [DriveDataset] = []
+        for dataset in try await datasets(under: pool) where dataset.hasPrefix(pool + "/") {
+            guard let last = try await snapshots(of: dataset)?.last else { continue }
+            newest.append(
+                DriveDataset(
+                    dataset: String(dataset.dropFirst(pool.count + 1)), snapshot: last.name,
+                    created: last.creation.map { Date(timeIntervalSince1970: TimeInterval($0)).rfc3339 }))
+        }
+        return newest
     }
 
     static func rows(_ output: String) -> [PropertyRow] {

@@ -1,0 +1,325 @@
+import Foundation
+import Logging
+
+/// The backup drives' lifecycle on backupsvr (DESIGN.md section 4): plug-in,
+/// eject, retire and seed, and what each drive holds and lacks.
+///
+/// Every change takes the streams lock, so it never races a `ferry receive`
+/// writing to the same pools or the same store.
+public struct DriveDock: Sendable {
+    public var context: FerryContext
+
+    public init(context: FerryContext) {
+        self.context = context
+    }
+
+    var logger: Logger { context.logger }
+    var inventory: ZFSInventory { ZFSInventory(runner: context.runner) }
+    func openStore() throws -> StreamStore { try StreamStore(stateDir: context.config.stateDir) }
+    var registry: DriveRegistry { context.drives }
+
+    // MARK: Plug-in
+
+    /// What a plug-in did.
+    public struct PlugIn: Sendable, Equatable {
+        public var drive: EnrolledDrive
+        /// The drive had been pulled without eject, and ferry recovered it.
+        public var recovered: String?
+        public var outcome: StoreApplier.Outcome
+    }
+
+    /// Imports the enrolled drive on `device` by GUID, without mounting
+    /// anything, and applies every stream it missed, in chain order.
+    public func plugIn(_ device: BlockDevice, drive enrolled: EnrolledDrive) async throws -> PlugIn {
+        try context.config.require(.backupsvr, for: "a backup drive's plug-in")
+        let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
+        defer { withExtendedLifetime(lock) {} }
+        let label = device.filesystem.label ?? ""
+        guard label == enrolled.pool else {
+            throw NotOursDriveError(
+                devnode: device.devnode,
+                reason: "it holds pool \(printable(label)) with the GUID of enrolled drive \(enrolled.pool) (\(enrolled.guid)); a renamed pool is not imported")
+        }
+        var recovered: String?
+        let pools = try await inventory.importedPools()
+        if let clash = pools.first(where: { $0.name == enrolled.pool && $0.guid != enrolled.guid }) {
+            throw NotOursDriveError(
+                devnode: device.devnode,
+                reason: "a pool named \(enrolled.pool) with another GUID (\(clash.guid)) is imported already; ferry will not import \(enrolled.guid) beside it")
+        }
+        if let mine = pools.first(where: { $0.guid == enrolled.guid }), !mine.isUsable {
+            recovered = "it was \(mine.health): pulled without ferry drive eject"
+            logger.warning("drive \(enrolled.pool) is \(mine.health): it was pulled without eject; exporting what is left of it")
+            try await exportGone(enrolled.pool)
+        } else if pools.first(where: { $0.guid == enrolled.guid }) == nil {
+            if enrolled.place == .dock, enrolled.pulled == nil {
+                recovered = "it was never ejected: pulled without ferry drive eject, or not imported since backupsvr started"
+            }
+            try await importPool(enrolled, device: device)
+        }
+        if recovered == nil, let pulled = enrolled.pulled {
+            recovered = "it was pulled without ferry drive eject (noticed \(pulled))"
+        }
+        if let recovered { logger.warning("drive \(enrolled.pool) recovered: \(recovered)") }
+        logger.info("drive \(enrolled.pool) is imported; catching it up", metadata: ["guid": "\(enrolled.guid)"])
+
+        let outcome = try await StoreApplier(context: context, store: try openStore()).applyPending(present: nil, options: nil)
+        let newest = try await inventory.newestSnapshots(under: enrolled.pool)
+        let now = context.clock.now().rfc3339
+        let saved = try registry.update(guid: enrolled.guid) { drive in
+            if drive.place != .dock || recovered != nil { drive.since = now }
+            drive.place = .dock
+            drive.pulled = nil
+            drive.datasets = newest
+        }
+        return PlugIn(drive: saved, recovered: recovered, outcome: outcome)
+    }
+
+    /// `zpool import` by GUID, from the directory of the device node only,
+    /// with nothing mounted. zfs-fuse has no `-N`; there the pool gets a
+    /// private altroot, and its datasets are received with `-u` anyway.
+    func importPool(_ drive: EnrolledDrive, device: BlockDevice) async throws {
+        let directory = (device.devnode as NSString).deletingLastPathComponent
+        let result = try await context.runner.run(Zpool.importByGUID(drive.guid, searchDirectory: directory), input: nil)
+        guard result.status.succeeded else {
+            throw DriveError(subject: drive.pool, problem: "could not be imported (\(result.status)): \(result.errorTail(lines: 2))")
+        }
+        let pools = try await inventory.importedPools()
+        guard pools.contains(where: { $0.name == drive.pool && $0.guid == drive.guid && $0.isUsable }) else {
+            throw DriveError(subject: drive.pool, problem: "was imported but is not listed as healthy: \(pools.map { "\($0.name) \($0.health)" })")
+        }
+    }
+
+    /// Forgets a pool whose device is gone: `zpool export -f`.
+    func exportGone(_ pool: String) async throws {
+        let result = try await context.runner.run(Zpool.export(pool: pool, force: true), input: nil)
+        guard result.status.succeeded else {
+            throw DriveError(subject: pool, problem: "is faulted and could not be exported (\(result.status)): \(result.errorTail(lines: 2))")
+        }
+    }
+
+    // MARK: Eject
+
+    public struct Eject: Sendable, Equatable {
+        public var drive: EnrolledDrive
+        /// The streams it still lacks, which wait in the store for its return.
+        public var behind: PacketCount
+    }
+
+    /// Waits up to `wait` for running work, exports the drive's pool and
+    /// records it as offsite with what it holds.
+    public func eject(_ pool: String, wait: Duration) async throws -> Eject {
+        try context.config.require(.backupsvr, for: "drive eject")
+        let drive = try registry.drive(named: pool)
+        let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger, giveUpAfter: wait)
+        defer { withExtendedLifetime(lock) {} }
+        let pools = try await inventory.importedPools()
+        guard let state = pools.first(where: { $0.guid == drive.guid }) else {
+            if pools.contains(where: { $0.name == pool }) {
+                throw DriveError(subject: pool, problem: "is imported with another GUID than the enrolled drive's \(drive.guid): it is not that drive; nothing was exported")
+            }
+            throw DriveError(
+                subject: pool,
+                problem: drive.place == .offsite
+                    ? "is not imported: it is offsite since \(drive.since ?? "?") already"
+                    : "is not imported: plug it in first (ferry imports it), or it was pulled without eject")
+        }
+        var datasets = drive.datasets ?? []
+        var pulled: String?
+        if state.isUsable {
+            datasets = try await inventory.newestSnapshots(under: pool)
+            let result = try await context.runner.run(Zpool.export(pool: pool, force: false), input: nil)
+            guard result.status.succeeded else {
+                throw DriveError(
+                    subject: pool,
+                    problem: "could not be exported (\(result.status)): \(result.errorTail(lines: 2)); is something using a dataset on it? It is still imported: do not remove it")
+            }
+        } else {
+            logger.warning("drive \(pool) is \(state.health): it was pulled already; exporting what is left of it")
+            try await exportGone(pool)
+            pulled = context.clock.now().rfc3339
+        }
+        let now = context.clock.now().rfc3339
+        let saved = try registry.update(guid: drive.guid) { drive in
+            drive.place = .offsite
+            drive.since = now
+            drive.pulled = pulled
+            drive.datasets = datasets
+        }
+        logger.info("drive \(pool) exported", metadata: ["guid": "\(drive.guid)", "datasets": "\(datasets.count)"])
+        return Eject(drive: saved, behind: try behind(saved))
+    }
+
+    // MARK: Retire
+
+    /// Retires a drive: it gets no more streams, and the store lets go of
+    /// what only it was waiting for. Returns what the store released.
+    public func retire(_ pool: String) async throws -> PacketCount {
+        try context.config.require(.backupsvr, for: "drive retire")
+        let drive = try registry.drive(named: pool)
+        guard !drive.isRetired else {
+            throw DriveError(subject: pool, problem: "was retired already, \(drive.retired ?? "")")
+        }
+        let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
+        defer { withExtendedLifetime(lock) {} }
+        let before = try openStore().size()
+        try registry.update(guid: drive.guid) { $0.retired = context.clock.now().rfc3339 }
+        let active = try registry.active()
+        if active.isEmpty {
+            logger.warning("no drive is left to take streams: they stay in the store until a drive is enrolled")
+        }
+        try StoreApplier(context: context, store: try openStore()).prune(enrolled: active)
+        let after = try openStore().size()
+        return PacketCount(packets: before.packets - after.packets, bytes: before.bytes - after.bytes)
+    }
+
+    // MARK: Seed
+
+    public struct Seed: Sendable, Equatable {
+        public var datasets = 0
+        public var snapshots = 0
+        public var outcome = StoreApplier.Outcome()
+    }
+
+    /// Fills the empty drive `new` from the present drive `old`, dataset by
+    /// dataset with local `zfs send | zfs receive`, so that every snapshot
+    /// keeps its GUID and later streams apply to both; then `new` catches up
+    /// from the store like any drive.
+    public func seed(_ newPool: String, from oldPool: String) async throws -> Seed {
+        try context.config.require(.backupsvr, for: "drive seed")
+        guard newPool != oldPool else { throw DriveError(subject: newPool, problem: "cannot be seeded from itself") }
+        let new = try registry.drive(named: newPool)
+        let old = try registry.drive(named: oldPool)
+        for drive in [new, old] where drive.isRetired {
+            throw DriveError(subject: drive.pool, problem: "is retired")
+        }
+        let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
+        defer { withExtendedLifetime(lock) {} }
+        let present = try await StoreApplier.presentDrives(enrolled: [new, old], context: context)
+        for drive in [new, old] where !present.contains(where: { $0.drive.guid == drive.guid }) {
+            throw DriveError(subject: drive.pool, problem: "is not imported and healthy: plug it in first")
+        }
+        let existing = try await inventory.datasets(under: newPool)
+        guard existing.count <= 1 else {
+            throw DriveError(
+                subject: newPool,
+                problem: "holds datasets already (\(existing.dropFirst().prefix(3).joined(separator: ", "))); seed fills an empty drive only")
+        }
+        let options = await ReceiveOptions.probe(for: present, context: context)
+        let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
+        var seed = Seed()
+        for source in try await inventory.datasets(under: oldPool) where source.hasPrefix(oldPool + "/") {
+            let relative = String(source.dropFirst(oldPool.count + 1))
+            let snapshots = try await inventory.snapshots(of: source) ?? []
+            guard !snapshots.isEmpty else { continue }  // a container: made again above the first child
+            let target = newPool + "/" + relative
+            let made = try await applier.makeContainers(above: target, pool: newPool)
+            var base: String?
+            for snapshot in snapshots {
+                let result = try await context.runner.pipe(
+                    Zfs.send(source, snapshot: snapshot.name, from: base), into: applier.receiveCommand(target))
+                guard result.succeeded else {
+                    if base == nil {
+                        try await applier.finish(target, preparation: .init(madeContainers: made), received: false)
+                    }
+                    throw DriveError(
+                        subject: newPool,
+                        problem:
+                            "seeding \(relative)@\(snapshot.name) failed: zfs send \(result.producer.status), zfs receive \(result.consumer.status): \(result.consumer.errorTail(lines: 2))\(result.producer.errorTail(lines: 1))"
+                    )
+                }
+                base = snapshot.name
+                seed.snapshots += 1
+            }
+            try await applier.finish(target, preparation: .init(), received: true)
+            seed.datasets += 1
+            logger.info("seeded", metadata: ["dataset": "\(relative)", "snapshots": "\(snapshots.count)", "pool": "\(newPool)"])
+        }
+        // The streams `old` held are now on `new` too (`holds`); the rest apply.
+        seed.outcome = try await StoreApplier(context: context, store: try openStore()).applyPending(present: present, options: options)
+        let newest = try await inventory.newestSnapshots(under: newPool)
+        try registry.update(guid: new.guid) { drive in
+            if drive.place != .dock { drive.since = context.clock.now().rfc3339 }
+            drive.place = .dock
+            drive.datasets = newest
+        }
+        return seed
+    }
+
+    // MARK: What each drive holds
+
+    /// The streams in the store that `drive` lacks.
+    public func behind(_ drive: EnrolledDrive) throws -> PacketCount {
+        guard !drive.isRetired else { return PacketCount() }
+        let lacking = try openStore().streams().filter { !$0.applied.contains(drive.guid) }
+        return PacketCount(packets: lacking.count, bytes: lacking.reduce(0) { $0 + $1.bytes })
+    }
+
+    /// Every enrolled drive as ferry knows it now: a drive in the dock with
+    /// what its pool holds, a drive away with what it held at eject, each
+    /// with what it lacks. Nothing is changed.
+    public func drives() async throws -> [EnrolledDrive] {
+        var drives = try registry.load()
+        let pools = (try? await inventory.importedPools()) ?? []
+        for index in drives.indices {
+            let drive = drives[index]
+            if pools.contains(where: { $0.guid == drive.guid && $0.name == drive.pool && $0.isUsable }),
+                let newest = try? await inventory.newestSnapshots(under: drive.pool)
+            {
+                drives[index].datasets = newest
+            }
+            drives[index].behind = try behind(drive)
+        }
+        return drives
+    }
+
+    /// The rotation warnings for `drives`, with the store's size against
+    /// the disk that holds `state-dir`.
+    public func warnings(for drives: [EnrolledDrive]) -> [String] {
+        let store = (try? openStore().size()) ?? PacketCount()
+        let disk = try? SafeDirectory(path: context.config.stateDir).space().total
+        return RotationPolicy(context.config.rotation).warnings(drives: drives, store: store, diskBytes: disk, now: context.clock.now())
+    }
+
+    /// Notices drives recorded in the dock whose pool is gone or faulted:
+    /// pulled without eject. A faulted pool is exported, so that the drive
+    /// imports cleanly when it is back; the drive is recorded as away.
+    /// Skipped, and retried next time, while other work holds the drives.
+    @discardableResult
+    public func noticePulled() async throws -> [EnrolledDrive] {
+        let docked = try registry.active().filter { $0.place == .dock }
+        guard !docked.isEmpty else { return [] }
+        guard let lock = try? await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger, giveUpAfter: .zero)
+        else { return [] }
+        defer { withExtendedLifetime(lock) {} }
+        let pools = try await inventory.importedPools()
+        var noticed: [EnrolledDrive] = []
+        for drive in docked {
+            let pool = pools.first { $0.guid == drive.guid }
+            if pool?.isUsable == true { continue }
+            if let pool {
+                logger.warning("drive \(drive.pool) is \(pool.health): it was pulled without ferry drive eject; exporting what is left of it")
+                try await exportGone(pool.name)
+            } else {
+                logger.warning("drive \(drive.pool) is not imported: it was pulled without ferry drive eject")
+            }
+            let now = context.clock.now().rfc3339
+            noticed.append(
+                try registry.update(guid: drive.guid) { drive in
+                    drive.place = .offsite
+                    drive.since = now
+                    drive.pulled = now
+                })
+        }
+        return noticed
+    }
+}
+
+/// A zfs_member `ferry handle` leaves alone: exit status 2.
+public struct NotOursDriveError: FerryError {
+    public var devnode: String
+    public var reason: String
+
+    public var exitStatus: ExitStatus { .notOurs }
+    public var description: String { "\(devnode) is not ours and was left alone: \(reason)" }
+}
