@@ -31,8 +31,12 @@ struct DriveTests {
             #expect(recognition.verdict == .drive)
             #expect(recognition.device.filesystem == FilesystemProbe(type: "zfs_member", label: pool, uuid: guid))
             let handle = try await bed.ferry("backupsvr", "handle", drive.devnode)
+            bed.adoptPool(pool)  // the plug-in imported it
             #expect(handle.status == 0, "\(handle.error)")
             #expect(handle.error.contains("known backup drive"))
+            #expect(handle.error.contains("drive \(pool) is in the dock and caught up"))
+            let pools = try await ZFSInventory(runner: bed.runner).importedPools()
+            #expect(pools.contains(PoolState(name: pool, guid: guid, health: "ONLINE")))
 
             let atSpooler = try await bed.ferry("spooler", "handle", drive.devnode)
             #expect(atSpooler.status == 2)

@@ -9,14 +9,16 @@ struct ZFSWorld {
     let bed: TestBed
     let laptop: String
     let drive: String
+    /// The loop device that plays the backup drive.
+    let driveDevice: LoopDevice
 
-    static func make(_ bed: TestBed, tag: String, receiveOptions: String? = nil) async throws -> ZFSWorld {
-        let world = ZFSWorld(bed: bed, laptop: "fl\(getpid())\(tag)", drive: "fb\(getpid())\(tag)")
+    static func make(_ bed: TestBed, tag: String, receiveOptions: String? = nil, extra: String = "") async throws -> ZFSWorld {
         // Each pool under an altroot of its own: pools that share one mount
         // on top of each other.
-        for pool in [world.laptop, world.drive] {
-            _ = try await bed.pool(pool, ownAltroot: true)
-        }
+        let laptop = "fl\(getpid())\(tag)"
+        let drive = "fb\(getpid())\(tag)"
+        _ = try await bed.pool(laptop, ownAltroot: true)
+        let world = ZFSWorld(bed: bed, laptop: laptop, drive: drive, driveDevice: try await bed.pool(drive, ownAltroot: true))
         for dataset in ["root", "root/home", "root/tmp"] {
             try await bed.sh(Tool.zfs, "create", "\(world.laptop)/\(dataset)")
         }
@@ -34,7 +36,7 @@ struct ZFSWorld {
             extra: """
                 [receive]
                 senders = { laptop = "laptop" }
-                """ + (receiveOptions.map { "\nzfs-receive-options = \($0)" } ?? ""))
+                """ + (receiveOptions.map { "\nzfs-receive-options = \($0)" } ?? "") + "\n" + extra)
         let enrol = try await bed.ferry("backupsvr", "drive", "enroll", world.drive)
         try #require(enrol.status == 0, "\(enrol.error)")
         return world
@@ -84,7 +86,7 @@ struct ZFSWorld {
     /// mounted for a moment (the dataset itself is never mounted).
     func receivedFile(_ name: String, in dataset: String) async throws -> String {
         let snapshot = try #require(try await snapshots(dataset).last)
-        let clone = "\(drive)/verify"
+        let clone = "\(dataset.prefix { $0 != "/" })/verify"
         try await bed.sh(Tool.zfs, "clone", "-o", "mountpoint=/verify", "\(dataset)@\(snapshot)", clone)
         let text = try? String(contentsOfFile: try await mountpoint(clone) + "/" + name, encoding: .utf8)
         // zfs-fuse may call a clone busy for a moment after reading it.

@@ -185,8 +185,8 @@ final class TestBed: @unchecked Sendable {
 
     /// A ZFS pool on a fresh loop device, imported under the bed's altroot,
     /// or under an altroot of its own.
-    func pool(_ name: String, ownAltroot: Bool = false) async throws -> LoopDevice {
-        let loop = try await stick(name, label: nil, megabytes: 128)
+    func pool(_ name: String, ownAltroot: Bool = false, megabytes: Int = 128) async throws -> LoopDevice {
+        let loop = try await stick(name + "-\(loops.count)", label: nil, megabytes: megabytes)
         pools.append(name)  // before create: a create that fails halfway can leave the pool
         try await runner.check(
             Zpool.create(pool: name, device: loop.devnode, altroot: "\(directory)/altroot" + (ownAltroot ? "-\(name)" : "")))
@@ -194,6 +194,11 @@ final class TestBed: @unchecked Sendable {
     }
 
     func forgetPool(_ name: String) { pools.removeAll { $0 == name } }
+
+    /// A pool imported by ferry (a drive's plug-in), destroyed at the end.
+    func adoptPool(_ name: String) {
+        if !pools.contains(name) { pools.append(name) }
+    }
 
     /// Runs a test-only tool, and fails the test when it fails.
     @discardableResult
@@ -216,6 +221,22 @@ final class TestBed: @unchecked Sendable {
         try Data(contentsOf: URL(fileURLWithPath: loop.image))
     }
 
+    /// Destroys `pool` if it is imported; nil when it is gone. A pool can
+    /// be busy for a moment after its last use (a clone just unmounted, a
+    /// child of a killed ferry finishing).
+    @discardableResult
+    func destroyPool(_ pool: String) async -> String? {
+        for attempt in 1...5 {
+            let result = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
+            if result?.status.succeeded == true { return nil }
+            // A create that failed halfway may have left no pool at all.
+            if (try? await runner.run(Zpool.guid(pool: pool), input: nil))?.status.succeeded == false { return nil }
+            if attempt == 5 { return "could not destroy pool \(pool): \(result?.errorTail() ?? "zpool did not run")" }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        return nil
+    }
+
     private func tearDown() async {
         let mounter = LinuxMounter()
         for host in ["spooler", "backupsvr"] {
@@ -225,16 +246,7 @@ final class TestBed: @unchecked Sendable {
             }
         }
         for pool in pools {
-            // A pool can be busy for a moment after its last use (a clone
-            // just unmounted, a child of a killed ferry finishing).
-            for attempt in 1...5 {
-                let result = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
-                if result?.status.succeeded == true { break }
-                // A create that failed halfway may have left no pool at all.
-                if (try? await runner.run(Zpool.guid(pool: pool), input: nil))?.status.succeeded == false { break }
-                if attempt == 5 { print("TestBed: could not destroy pool \(pool): \(result?.errorTail() ?? "zpool did not run")") }
-                try? await Task.sleep(for: .seconds(1))
-            }
+            if let problem = await destroyPool(pool) { print("TestBed: \(problem)") }
         }
         for loop in loops.reversed() {
             try? await loop.detach(runner: runner)

@@ -172,9 +172,12 @@ public enum Zpool {
     }
 
     /// Imports the pool with `guid`, looking for its device in
-    /// `searchDirectory` only, and mounting nothing.
-    public static func importByGUID(_ guid: String, searchDirectory: String) -> Command {
-        Command(Tool.zpool, ["import", "-N", "-d", searchDirectory, guid], timeout: .seconds(300))
+    /// `searchDirectory` only. Without `altroot` nothing is mounted (`-N`);
+    /// zfs-fuse has no `-N`, so there its file systems that can mount do so
+    /// under `altroot`.
+    public static func importByGUID(_ guid: String, searchDirectory: String, altroot: String? = nil) -> Command {
+        let mounting = altroot.map { ["-R", $0] } ?? ["-N"]
+        return Command(Tool.zpool, ["import"] + mounting + ["-d", searchDirectory, guid], timeout: .seconds(300))
     }
 
     public static func destroy(pool: String) -> Command {

@@ -63,7 +63,8 @@ public struct DriveDock: Sendable {
         if let recovered { logger.warning("drive \(enrolled.pool) recovered: \(recovered)") }
         logger.info("drive \(enrolled.pool) is imported; catching it up", metadata: ["guid": "\(enrolled.guid)"])
 
-        let outcome = try await StoreApplier(context: context, store: try openStore()).applyPending(present: nil, options: nil)
+        let outcome = try await StoreApplier(context: context, store: try openStore())
+            .applyPending(present: [PresentDrive(drive: enrolled)], options: nil)
         let newest = try await inventory.newestSnapshots(under: enrolled.pool)
         let now = context.clock.now().rfc3339
         let saved = try registry.update(guid: enrolled.guid) { drive in
@@ -76,11 +77,19 @@ public struct DriveDock: Sendable {
     }
 
     /// `zpool import` by GUID, from the directory of the device node only,
-    /// with nothing mounted. zfs-fuse has no `-N`; there the pool gets a
-    /// private altroot, and its datasets are received with `-u` anyway.
+    /// with nothing mounted. zfs-fuse has no `-N`; there the pool's root
+    /// file system mounts under a private altroot in `state-dir` (received
+    /// datasets are `canmount=noauto`, ferry's containers `canmount=off`).
     func importPool(_ drive: EnrolledDrive, device: BlockDevice) async throws {
         let directory = (device.devnode as NSString).deletingLastPathComponent
-        let result = try await context.runner.run(Zpool.importByGUID(drive.guid, searchDirectory: directory), input: nil)
+        var result = try await context.runner.run(Zpool.importByGUID(drive.guid, searchDirectory: directory), input: nil)
+        if !result.status.succeeded, String(decoding: result.standardError, as: UTF8.self).contains("invalid option 'N'") {
+            let altroot = context.config.stateDir + "/altroot"
+            try FileManager.default.createDirectory(atPath: altroot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            logger.debug("this zpool has no import -N; importing under a private altroot", metadata: ["altroot": "\(altroot)"])
+            result = try await context.runner.run(
+                Zpool.importByGUID(drive.guid, searchDirectory: directory, altroot: altroot + "/" + drive.pool), input: nil)
+        }
         guard result.status.succeeded else {
             throw DriveError(subject: drive.pool, problem: "could not be imported (\(result.status)): \(result.errorTail(lines: 2))")
         }

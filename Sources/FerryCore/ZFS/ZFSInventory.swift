@@ -20,6 +20,12 @@ public struct PoolState: Sendable, Equatable {
     /// ONLINE, DEGRADED, FAULTED, UNAVAIL, SUSPENDED…
     public var health: String
 
+    public init(name: String, guid: String, health: String) {
+        self.name = name
+        self.guid = guid
+        self.health = health
+    }
+
     /// Whether ZFS can read and write it: ONLINE or DEGRADED.
     public var isUsable: Bool { health == "ONLINE" || health == "DEGRADED" }
 }
