@@ -21,7 +21,7 @@ public struct DemoStory: Sendable {
         self.keepScratch = keepScratch
     }
 
-    private func say(_ line: String) {
+    fileprivate func say(_ line: String) {
         print(line)
         fflush(nil)
     }
@@ -34,75 +34,162 @@ public struct DemoStory: Sendable {
         guard let made = mkdtemp(&template) else { throw DemoError(problem: "could not make a scratch directory in /tmp") }
         let scratch = String(cString: made)
         var loops: [LoopDevice] = []
+        var pools: [String] = []
         say("ferry demo: a scratch directory at \(scratch)")
         do {
-            try await tell(scratch: scratch, loops: &loops)
+            try await tell(scratch: scratch, loops: &loops, pools: &pools)
         } catch {
-            await cleanUp(scratch: scratch, loops: loops)
+            await cleanUp(scratch: scratch, loops: loops, pools: pools)
             throw error
         }
-        await cleanUp(scratch: scratch, loops: loops)
-        say("\nThe demo is over; its loop devices are detached\(keepScratch ? "" : " and its scratch directory is gone").")
+        await cleanUp(scratch: scratch, loops: loops, pools: pools)
+        say("\nThe demo is over; its pools are gone, its loop devices detached\(keepScratch ? "" : " and its scratch directory removed").")
     }
 
-    private func cleanUp(scratch: String, loops: [LoopDevice]) async {
+    /// Destroys the demo's pools that are imported (an ejected drive is not),
+    /// and detaches its loop devices.
+    private func cleanUp(scratch: String, loops: [LoopDevice], pools: [String]) async {
+        for pool in pools.reversed() {
+            for _ in 1...5 {
+                guard (try? await runner.run(Zpool.guid(pool: pool), input: nil))?.status.succeeded == true else { break }
+                if (try? await runner.run(Zpool.destroy(pool: pool), input: nil))?.status.succeeded == true { break }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         for loop in loops.reversed() {
             try? await loop.detach(runner: runner)
         }
         if !keepScratch { try? FileManager.default.removeItem(atPath: scratch) }
     }
 
-    private func context(_ role: Role, nncpConfig: String, scratch: String) -> FerryContext {
-        var config = FerryConfig(path: "\(scratch)/\(role.rawValue)/ferry.toml", role: role)
-        config.nncpConfig = nncpConfig
-        config.nncpUser = ""
-        config.peer = role == .spooler ? "backupsvr" : "spooler"
-        config.stateDir = "\(scratch)/\(role.rawValue)/state"
-        config.mountRoot = "\(scratch)/\(role.rawValue)/mnt"
+    /// Writes `role`'s ferry.toml in the scratch directory and reads it back
+    /// the way every ferry command does.
+    private func context(_ role: Role, nncpConfig: String, scratch: String, extra: String = "") throws -> FerryContext {
+        let directory = "\(scratch)/\(role.rawValue)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let peer = role == .spooler ? "backupsvr" : "spooler"
+        try """
+        role = "\(role.rawValue)"
+        nncp-config = "\(nncpConfig)"
+        nncp-user = ""
+        peer = "\(peer)"
+        state-dir = "\(directory)/state"
+        mount-root = "\(directory)/mnt"
+        \(extra)
+        """.write(toFile: "\(directory)/ferry.toml", atomically: false, encoding: .utf8)
+        let config = try FerryConfig.load(path: "\(directory)/ferry.toml")
         return FerryContext(config: config, runner: runner, logger: Logger(label: "ferry.\(role.rawValue)"))
     }
 
-    private func tell(scratch: String, loops: inout [LoopDevice]) async throws {
+    private func tell(scratch: String, loops: inout [LoopDevice], pools: inout [String]) async throws {
+        guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true
+        else {
+            throw DemoError(problem: "zfs-fuse is not answering (zpool list failed); `make demo` starts it, or run scripts/with-zfs-fuse ferry demo")
+        }
+        let ferry = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         say("\n1. Three NNCP nodes, made with nncp-cfgnew: laptop, spooler (online) and backupsvr (air-gapped).")
-        let handler = "\(scratch)/receive.sh"
-        try """
-        #!/bin/sh
-        # The demo's stand-in for `ferry receive`: keeps the stream.
-        exec /bin/cat > \(scratch)/received
-        """.write(toFile: handler, atomically: false, encoding: .utf8)
-        chmod(handler, 0o755)
         let network = try await NNCPTestNetwork.create(
             in: scratch,
             nodes: [
                 .init(name: "laptop", via: ["backupsvr": ["spooler"]]),
                 .init(name: "spooler"),
-                .init(name: "backupsvr", exec: ["zfsreceive": [handler]]),
+                .init(name: "backupsvr", exec: ["zfsreceive": [ferry, "receive", "--config", "\(scratch)/backupsvr/ferry.toml"]]),
             ],
             runner: runner)
-        let spooler = context(.spooler, nncpConfig: network.config("spooler"), scratch: scratch)
-        let backupsvr = context(.backupsvr, nncpConfig: network.config("backupsvr"), scratch: scratch)
         say("   Each knows the others' public keys; the laptop reaches backupsvr only via the spooler.")
+        say("   backupsvr runs `ferry receive` for the laptop's streams (its NNCP exec handler `zfsreceive`).")
 
-        say("\n2. A new USB stick is plugged into the spooler: \(scratch)/stick.img, 64 MiB ext4, label FERRY-DEMO.")
+        let tag = "\(getpid())"
+        let laptopPool = "demolaptop\(tag)"
+        let drives = ["demodrivea\(tag)", "demodriveb\(tag)"]
+        say("\n2. The laptop's ZFS pool \(laptopPool), on a 128 MiB loop device, with \(laptopPool)/root and its child home.")
+        let laptopDisk = try await LoopDevice.create(image: "\(scratch)/laptop.img", megabytes: 128, ext4Label: nil, runner: runner)
+        loops.append(laptopDisk)
+        pools.append(laptopPool)
+        try await runner.check(Zpool.create(pool: laptopPool, device: laptopDisk.devnode, altroot: "\(scratch)/laptop/altroot"))
+        for dataset in ["root", "root/home"] {
+            try await runner.check(Command(Tool.zfs, ["create", "\(laptopPool)/\(dataset)"], timeout: .seconds(60)))
+        }
+        let laptop = try context(
+            .laptop, nncpConfig: network.config("laptop"), scratch: scratch,
+            extra: "[send]\nbackupsvr = \"backupsvr\"\nhost = \"laptop\"\ndatasets = [\"\(laptopPool)/root\"]")
+        let spooler = try context(.spooler, nncpConfig: network.config("spooler"), scratch: scratch)
+        let backupsvr = try context(
+            .backupsvr, nncpConfig: network.config("backupsvr"), scratch: scratch,
+            extra: "[receive]\nsenders = { laptop = \"laptop\" }")
+
+        say("\n3. Two backup drives for backupsvr's USB dock: ZFS pools on drive-a.img and drive-b.img.")
+        var driveDisks: [LoopDevice] = []
+        for (index, pool) in drives.enumerated() {
+            let disk = try await LoopDevice.create(image: "\(scratch)/drive-\(index == 0 ? "a" : "b").img", megabytes: 128, ext4Label: nil, runner: runner)
+            loops.append(disk)
+            pools.append(pool)
+            driveDisks.append(disk)
+            try await runner.check(Zpool.create(pool: pool, device: disk.devnode, altroot: "\(scratch)/backupsvr/altroot-\(pool)"))
+            let (enrolled, _) = try await DriveEnrolment(context: backupsvr).enroll(pool)
+            say("   ferry drive enroll \(pool): GUID \(enrolled.guid), on \(disk.devnode)")
+        }
+        let eject = try await DriveDock(context: backupsvr).eject(drives[1], wait: .seconds(60))
+        say("   ferry drive eject \(drives[1]): exported, safe to remove. Drive B goes offsite, empty; A stays in the dock.")
+        _ = eject
+
+        say("\n4. A new USB stick, \(scratch)/stick.img (64 MiB ext4, label FERRY-DEMO), is enrolled once at the spooler.")
         let stick = try await LoopDevice.create(image: "\(scratch)/stick.img", megabytes: 64, ext4Label: "FERRY-DEMO", runner: runner)
         loops.append(stick)
         let blank = try await MediumRecognizer(context: spooler).recognize(devnode: stick.devnode)
-        say("   ferry identify \(stick.devnode): \(blank.verdict.rawValue): \(blank.reason)")
-        await handle(stick.devnode, at: "spooler", spooler)
-
-        say("\n3. The admin enrolls it once, at the spooler: ferry enroll \(stick.devnode)")
+        say("   Before: ferry identify says \(blank.verdict.rawValue): \(blank.reason)")
         if case .enrolled(let identity) = try await StickEnrolment(context: spooler).enroll(devnode: stick.devnode, force: false) {
-            say("   .ferry/identity now names filesystem \(identity.uuid), signed with \(identity.enrollerName)'s NNCP key.")
+            say("   ferry enroll: .ferry/identity names filesystem \(identity.uuid), signed with \(identity.enrollerName)'s NNCP key.")
         }
-        await handle(stick.devnode, at: "spooler", spooler)
-
-        say("\n4. The stick is carried to backupsvr, which has never seen it.")
         let carried = try await MediumRecognizer(context: backupsvr).recognize(devnode: stick.devnode)
-        say("   ferry identify: \(carried.verdict.rawValue): \(carried.reason)")
-        say("   backupsvr trusts it through the spooler's signpub in its own NNCP config: no second enrolment.")
-        await handle(stick.devnode, at: "backupsvr", backupsvr)
+        say("   backupsvr has never seen it, and trusts it through the spooler's signature: \(carried.verdict.rawValue), \(carried.reason)")
+        try await tellForgery(scratch: scratch, stick: stick, backupsvr: backupsvr, loops: &loops)
 
-        say("\n5. A forged stick: another filesystem carrying a copy of that identity.")
+        let lan = scratch + "/lan"
+        try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
+        let round = Round(story: self, laptop: laptop, laptopNetwork: network, spooler: spooler, backupsvr: backupsvr, stick: stick, lan: lan)
+
+        say("\n6. Round one. The laptop writes files and runs ferry send.")
+        try await round.write("round one\n", dataset: "\(laptopPool)/root")
+        try await round.send()
+        try await round.trip()
+        try await tellDrives(backupsvr, "   Drive A took the stream at the toss; B, offsite, lacks it, so it waits in backupsvr's stream store:")
+
+        say("\n7. The admin rotates: ferry drive eject \(drives[0]).")
+        let ejectA = try await DriveDock(context: backupsvr).eject(drives[0], wait: .seconds(60))
+        say("   Exported with \((ejectA.drive.datasets ?? []).map { "\($0.dataset)@\($0.snapshot)" }.joined(separator: ", ")); safe to remove. Drive A goes offsite.")
+
+        say("\n8. Round two, with no drive in the dock.")
+        try await round.write("round two\n", dataset: "\(laptopPool)/root")
+        try await round.send()
+        try await round.trip()
+        let store = try StreamStore(stateDir: backupsvr.config.stateDir).size()
+        say("   No drive is here, so backupsvr keeps the streams: \(store.packets) in the store (\(IdentifyReport.humanSize(store.bytes))).")
+
+        say("\n9. Drive B comes back and is plugged into the dock; udev and systemd run ferry handle \(driveDisks[1].devnode).")
+        await handle(driveDisks[1].devnode, at: "backupsvr", backupsvr)
+        let onB = try await ZFSInventory(runner: runner).snapshots(of: "\(drives[1])/laptop/\(laptopPool)/root")?.map(\.name) ?? []
+        say("   ferry imported it by GUID and applied what it missed, in order: \(drives[1])/laptop/\(laptopPool)/root has \(onB.joined(separator: ", ")).")
+        try await tellDrives(backupsvr, "   ferry drive list:")
+
+        say("\n10. The stick's next trip carries backupsvr's signed journal record back to the spooler.")
+        await handle(stick.devnode, at: "backupsvr", backupsvr)
+        await handle(stick.devnode, at: "spooler", spooler)
+        say("   ferry status at the spooler, which never sees the drives, now reads:")
+        let status = try await Status(context: spooler, nncp: try await spooler.nncpConfig()).report()
+        for line in StatusText(status).text.split(separator: "\n") { say("   | \(line)") }
+    }
+
+    /// `ferry drive list`, indented.
+    private func tellDrives(_ backupsvr: FerryContext, _ heading: String) async throws {
+        say(heading)
+        for drive in try await DriveDock(context: backupsvr).drives() {
+            for line in StatusText.lines(drive) { say("     \(line)") }
+        }
+    }
+
+    private func tellForgery(scratch: String, stick: LoopDevice, backupsvr: FerryContext, loops: inout [LoopDevice]) async throws {
+        say("\n5. A forged stick: another filesystem carrying a copy of that identity, plugged into backupsvr.")
         let forged = try await LoopDevice.create(image: "\(scratch)/forged.img", megabytes: 64, ext4Label: "FERRY-DEMO", runner: runner)
         loops.append(forged)
         let stickDevice = try backupsvr.inspector.inspect(devnode: stick.devnode)
@@ -114,77 +201,55 @@ public struct DemoStory: Sendable {
             try root.subdirectory(StickIdentity.directory, create: true).writeFileAtomically(StickIdentity.fileName, bytes: copied)
         }
         await handle(forged.devnode, at: "backupsvr", backupsvr)
-
-        try await tellExchange(scratch: scratch, network: network, stick: stick, spooler: spooler, backupsvr: backupsvr)
-        try await tellDrive(scratch: scratch, backupsvr: backupsvr, loops: &loops)
-
-        say("\nNot shown here yet: ferry send and ferry receive carry real ZFS snapshots onto the drive")
-        say("(they work today; see README.md). Drive rotation comes next, its state carried back by the journal.")
     }
 
-    private func tellExchange(scratch: String, network: NNCPTestNetwork, stick: LoopDevice, spooler: FerryContext, backupsvr: FerryContext)
-        async throws
-    {
-        say(
-            "\n6. The laptop queues a 2 MiB stream for backupsvr (nncp-exec ... zfsreceive laptop/root); it reaches the spooler over the LAN."
-        )
-        let random = FileHandle(forReadingAtPath: "/dev/urandom")
-        let stream = Array(try random?.read(upToCount: 2 << 20) ?? Data())
-        try random?.close()
-        try await runner.check(
-            NNCP.exec(config: network.config("laptop"), nice: "B", node: "backupsvr", handle: "zfsreceive", arguments: ["laptop/root"]),
-            input: stream)
-        let lan = scratch + "/lan"
-        try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
-        try await runner.check(
-            NNCP.xferSend(config: network.config("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
-        try await runner.check(NNCP.xferReceive(config: network.config("spooler"), directory: lan, timeout: .seconds(60)))
-        try await runner.check(NNCP.toss(config: network.config("spooler"), timeout: .seconds(60)))
-        say("   The spooler holds it encrypted for backupsvr; it cannot read it.")
+    /// One backup round: the laptop sends, the stick visits the spooler and
+    /// then backupsvr, whose toss runs `ferry receive`.
+    private struct Round {
+        var story: DemoStory
+        var laptop: FerryContext
+        var laptopNetwork: NNCPTestNetwork
+        var spooler: FerryContext
+        var backupsvr: FerryContext
+        var stick: LoopDevice
+        var lan: String
 
-        for (step, host, context) in [("7", "spooler", spooler), ("8", "backupsvr", backupsvr), ("9", "spooler", spooler)] {
-            await handle(stick.devnode, at: host, context)
-            guard let report = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: context.config.stateDir) else {
-                continue
+        func write(_ text: String, dataset: String) async throws {
+            let mountpoint = try await story.runner.check(Command(Tool.zfs, ["get", "-H", "-o", "value", "mountpoint", dataset], timeout: .seconds(60)))
+                .output.trimmingCharacters(in: .whitespacesAndNewlines)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: mountpoint + "/notes.txt"))
+        }
+
+        func send() async throws {
+            let sent = try await SnapshotSender(context: laptop, nncp: try await laptop.nncpConfig()).send([])
+            for dataset in sent {
+                story.say("   ferry send: \(dataset.dataset)@\(dataset.queued.joined(separator: ", @")) queued for backupsvr (nncp-exec, via the spooler)")
             }
-            say(
-                "   \(step). \(host): received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(IdentifyReport.humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
-            )
+            try await story.runner.check(
+                NNCP.xferSend(config: laptopNetwork.config("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
+            try await story.runner.check(NNCP.xferReceive(config: laptopNetwork.config("spooler"), directory: lan, timeout: .seconds(60)))
+            try await story.runner.check(NNCP.toss(config: laptopNetwork.config("spooler"), timeout: .seconds(60)))
+            story.say("   Over the LAN the packets reach the spooler, which holds them encrypted for backupsvr: it cannot read them.")
         }
-        let received = FileManager.default.contents(atPath: scratch + "/received")
-        say("   backupsvr's handler got the stream \(received == Data(stream) ? "byte for byte" : "DAMAGED OR NOT AT ALL").")
-        say("   The spooler kept its copy until backupsvr's ACK came back on the stick, so a lost stick loses nothing.")
-        if let peer = StateFile.read(PeerState.self, name: VisitJournal.peerStateFile, stateDir: spooler.config.stateDir) {
-            say(
-                "   From the signed journal on the stick, the spooler now knows backupsvr's visit of \(peer.time) (record seq \(peer.seq), verified against backupsvr's NNCP key): received \(peer.visit.received.packets), acknowledged \(peer.visit.acks)."
-            )
-        }
-    }
 
-    private func tellDrive(scratch: String, backupsvr: FerryContext, loops: inout [LoopDevice]) async throws {
-        say("\n10. A backup drive in backupsvr's USB dock: a ZFS pool on \(scratch)/drive-a.img.")
-        guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true
-        else {
-            say("   zfs-fuse is not answering here, so this part is skipped. `make demo` starts it.")
-            return
+        func trip() async throws {
+            for (host, context) in [("spooler", spooler), ("backupsvr", backupsvr)] {
+                await story.handle(stick.devnode, at: host, context)
+                if let report = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: context.config.stateDir) {
+                    story.say(
+                        "     received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(IdentifyReport.humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
+                    )
+                }
+            }
         }
-        let drive = try await LoopDevice.create(image: "\(scratch)/drive-a.img", megabytes: 128, ext4Label: nil, runner: runner)
-        loops.append(drive)
-        let pool = "ferrydemo\(getpid())"
-        try await runner.check(Zpool.create(pool: pool, device: drive.devnode, altroot: "\(scratch)/altroot"))
-        try await runner.check(Zpool.export(pool: pool))
-        let before = try await MediumRecognizer(context: backupsvr).recognize(devnode: drive.devnode)
-        say("   ferry identify \(drive.devnode): \(before.verdict.rawValue): \(before.reason)")
-        let (enrolled, _) = try await DriveEnrolment(context: backupsvr).enroll(drive.devnode)
-        say("   ferry drive enroll \(drive.devnode): pool \(enrolled.pool), GUID \(enrolled.guid)")
-        await handle(drive.devnode, at: "backupsvr", backupsvr)
     }
 
     /// Runs `ferry handle` as the host would, and tells the outcome.
-    private func handle(_ devnode: String, at host: String, _ context: FerryContext) async {
+    fileprivate func handle(_ devnode: String, at host: String, _ context: FerryContext) async {
         do {
             let recognition = try await Handler(context: context).handle(devnode: devnode)
-            say("   \(host): ferry handle \(devnode) -> exit 0: \(recognition.verdict.rawValue), \(recognition.reason); safe to remove")
+            let done = recognition.verdict == .drive ? "caught up, stays in the dock" : "safe to remove"
+            say("   \(host): ferry handle \(devnode) -> exit 0: \(recognition.verdict.rawValue), \(recognition.reason); \(done)")
         } catch let error as FerryError {
             say("   \(host): ferry handle \(devnode) -> exit \(error.exitStatus.rawValue): \(error)")
         } catch {
