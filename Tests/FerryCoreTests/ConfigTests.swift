@@ -27,6 +27,7 @@ struct ConfigTests {
 
             [rotation]
             rotate-after = "7d"
+            store-warn-percent = 30
 
             [send]
             backupsvr = "vault"
@@ -43,6 +44,7 @@ struct ConfigTests {
         #expect(config.receive.senders == ["laptop": "laptop"])
         #expect(config.receive.zfsReceiveOptions == ["-u"])
         #expect(config.rotation.rotateAfter == "7d")
+        #expect(config.rotation.storeWarnPercent == 30)
         #expect(config.send.backupsvr == "vault")
         #expect(config.send.datasets == ["tank/root", "tank/home"])
     }
@@ -55,6 +57,8 @@ struct ConfigTests {
         #expect(config.stateDir == "/var/lib/ferry")
         #expect(config.mountRoot == "/run/ferry")
         #expect(config.receive.zfsReceiveOptions == ["-u", "-o", "readonly=on"])
+        #expect(config.rotation.rotateAfter == "14d")
+        #expect(config.rotation.storeWarnPercent == 50)
     }
 
     @Test(
@@ -70,6 +74,8 @@ struct ConfigTests {
             ("role = \"laptop\"\n[send]\ndatasets = [1]\n", "key \"send.datasets\" must hold only strings"),
             ("role = \"spooler\"\npeer = \"b\"\nreceive = 1\n", "key \"receive\" must be a table"),
             ("role = \"spooler\"\npeer = [\n", "/etc/ferry/ferry.toml is not valid TOML at line"),
+            ("role = \"backupsvr\"\npeer = \"s\"\n[rotation]\nstore-warn-percent = 0\n", "key \"rotation.store-warn-percent\" must be between 1 and 100"),
+            ("role = \"backupsvr\"\npeer = \"s\"\n[rotation]\nrotate-after = \"two weeks\"\n", "key \"rotation.rotate-after\" is \"two weeks\""),
         ])
     func badConfig(text: String, message: String) {
         #expect {
