@@ -191,11 +191,14 @@ struct EnrolmentTests {
         let world = FakeWorld()
         world.runner.answer(
             Zpool.guid(pool: "backup-a"), with: CommandResult(status: .exited(0), standardOutput: Array("1234567890\n".utf8)))
+        world.runner.answer(
+            Zpool.listImported(), with: CommandResult(status: .exited(0), standardOutput: Array("backup-a\t1234567890\tONLINE\n".utf8)))
         let context = world.context()
         let (drive, new) = try await DriveEnrolment(context: context).enroll("backup-a")
         #expect(new)
-        #expect(drive == EnrolledDrive(pool: "backup-a", guid: "1234567890", enrolled: FixedClock().now().rfc3339))
-        #expect(world.runner.calls == [Zpool.guid(pool: "backup-a")])
+        let now = FixedClock().now().rfc3339
+        #expect(drive == EnrolledDrive(pool: "backup-a", guid: "1234567890", enrolled: now, place: .dock, since: now))
+        #expect(world.runner.calls == [Zpool.guid(pool: "backup-a"), Zpool.listImported()])
         #expect(try context.drives.load() == [drive])
         #expect(try await DriveEnrolment(context: context).enroll("backup-a").new == false)
     }

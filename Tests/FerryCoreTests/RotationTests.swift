@@ -64,6 +64,6 @@ struct RotationPolicyTests {
         let old = #"[{"pool":"a","guid":"1","enrolled":"2026-01-01T00:00:00Z"}]"#
         let drives = try JSONDecoder().decode([EnrolledDrive].self, from: Data(old.utf8))
         #expect(drives == [EnrolledDrive(pool: "a", guid: "1", enrolled: "2026-01-01T00:00:00Z")])
-        #expect(StatusText.lines(drives[0]) == ["drive a (GUID 1): place unknown (enrolled 2026-01-01T00:00:00Z)"])
+        #expect(StatusText.lines(drives[0]) == ["drive a (GUID 1): not plugged in since its enrolment 2026-01-01T00:00:00Z"])
     }
 }

@@ -37,8 +37,11 @@ public struct DriveEnrolment: Sendable {
         guard !guid.isEmpty, guid.allSatisfy(\.isNumber) else {
             throw DriveError(subject: target, problem: "has a GUID ferry cannot read: \(printable(guid))")
         }
+        // A drive enrolled by device node may not be imported yet: its place
+        // is known from its first plug-in.
+        let imported = try await ZFSInventory(runner: context.runner).importedPools().contains { $0.guid == guid && $0.isUsable }
         let now = context.clock.now().rfc3339
-        let drive = EnrolledDrive(pool: pool, guid: guid, enrolled: now, place: .dock, since: now)
+        let drive = EnrolledDrive(pool: pool, guid: guid, enrolled: now, place: imported ? .dock : nil, since: imported ? now : nil)
         let new = try context.drives.enroll(drive)
         context.logger.info(
             new ? "enrolled backup drive" : "backup drive was already enrolled", metadata: ["pool": "\(pool)", "guid": "\(guid)"])

@@ -194,7 +194,7 @@ public struct StatusText {
             switch drive.place {
             case .dock: place = "in the dock since \(drive.since ?? "?")"
             case .offsite: place = "offsite since \(drive.since ?? "?")"
-            case nil: place = "place unknown (enrolled \(drive.enrolled))"
+            case nil: place = "not plugged in since its enrolment \(drive.enrolled)"
             }
         }
         if let behind = drive.behind, !drive.isRetired {
