@@ -171,6 +171,12 @@ public enum Zpool {
         Command(Tool.zpool, ["export"] + (force ? ["-f"] : []) + [pool], timeout: .seconds(300))
     }
 
+    /// Clears a pool's errors; a pool suspended when its device went away
+    /// resumes once the device is back.
+    public static func clear(pool: String) -> Command {
+        Command(Tool.zpool, ["clear", pool], timeout: .seconds(60))
+    }
+
     /// Imports the pool with `guid`, looking for its device in
     /// `searchDirectory` only. Without `altroot` nothing is mounted (`-N`);
     /// zfs-fuse has no `-N`, so there its file systems that can mount do so

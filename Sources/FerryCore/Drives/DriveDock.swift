@@ -49,8 +49,17 @@ public struct DriveDock: Sendable {
         }
         if let mine = pools.first(where: { $0.guid == enrolled.guid }), !mine.isUsable {
             recovered = "it was \(mine.health): pulled without ferry drive eject"
-            logger.warning("drive \(enrolled.pool) is \(mine.health): it was pulled without eject; exporting what is left of it")
-            try await exportGone(enrolled.pool)
+            logger.warning("drive \(enrolled.pool) is \(mine.health): it was pulled without eject; trying zpool clear now that it is back")
+            // With the device back, a suspended pool resumes, and an
+            // interrupted receive goes on; otherwise it is exported and
+            // imported afresh.
+            let cleared = try await context.runner.run(Zpool.clear(pool: enrolled.pool), input: nil)
+            let after = try await inventory.importedPools().first { $0.guid == enrolled.guid }
+            if !cleared.status.succeeded || after?.isUsable != true {
+                logger.warning("drive \(enrolled.pool) is still \(after?.health ?? "gone"); exporting what is left of it and importing it again")
+                try await exportGone(enrolled.pool)
+                try await importPool(enrolled, device: device)
+            }
         } else if pools.first(where: { $0.guid == enrolled.guid }) == nil {
             if enrolled.place == .dock, enrolled.pulled == nil {
                 recovered = "it was never ejected: pulled without ferry drive eject, or not imported since backupsvr started"
