@@ -1,5 +1,6 @@
 import FerryCore
 import Foundation
+import SystemPackage
 import Testing
 
 extension ZFSWorld {
@@ -281,5 +282,107 @@ struct RotationTests {
             }
             #expect(world.storedStreams().isEmpty)
         }
+    }
+}
+
+/// A drive pulled in the middle of a receive. zfs-fuse cannot show a real
+/// pull: a vdev whose device vanishes wedges every write through the
+/// daemon's mounts until the daemon is killed (tried with truncated and
+/// resized loop devices). So the pull is what ferry sees of one: the
+/// receive dies mid-stream (its handler is killed, so NNCP keeps the
+/// packet, as when zfs fails on a vanished device), and the pool is gone
+/// from `zpool list`, without an eject. The packet's next toss then runs
+/// `ferry receive` again.
+@Suite(
+    "A drive pulled mid-receive, on zfs-fuse pools", .tags(.integration, .zfs), .serialized,
+    .enabled(if: Requirements.isRoot, Requirements.rootOnly),
+    .enabled("needs a running zfs-fuse (make test starts one); in CI it must be there") {
+        ProcessInfo.processInfo.environment["CI"] != nil ? true : await Requirements.zfsAnswers
+    })
+struct PulledDriveTests {
+    @Test("the stream stays in the store, status notices the pull, and the next plug-in recovers the drive and completes it")
+    func pulledMidReceive() async throws {
+        try await TestBed.with(handler: .ferryReceive) { bed in
+            let world = try await ZFSWorld.make(bed, tag: "p")
+            let b = try await world.addDrive("p")
+            _ = try await world.eject(b.pool)
+            let big = try await world.mountpoint("\(world.laptop)/root") + "/big"
+            try await bed.sh("/bin/dd", "if=/dev/urandom", "of=\(big)", "bs=1M", "count=30", "status=none")
+            try await world.write("pulled\n", to: "f")
+            try await bed.sh(Tool.zfs, "snapshot", "\(world.laptop)/root@s1")
+            let streamPath = try await world.streamFile(snapshot: "s1")
+            let stream = try Data(contentsOf: URL(fileURLWithPath: streamPath))
+
+            // ferry receive reads the stream from a FIFO that the test feeds.
+            let fifo = "\(bed.directory)/stream.fifo"
+            try #require(mkfifo(fifo, 0o600) == 0)
+            let command = Command(
+                FerryBinary.path, ["receive", "--config", bed.configPath("backupsvr"), "laptop/x"],
+                environment: ["NNCP_SENDER": try bed.nodeID("laptop")], timeout: .seconds(120))
+            let handlerRun = Task {
+                let input = try FileDescriptor.open(FilePath(fifo), .readOnly)
+                return try await bed.runner.run(command, inputFrom: input)
+            }
+            let writer = try FileDescriptor.open(FilePath(fifo), .writeOnly)
+            let half = stream.count / 2
+            _ = try writer.writeAll(stream.prefix(half))
+            var receiving = false
+            for _ in 0..<400 where !receiving {
+                try await Task.sleep(for: .milliseconds(25))
+                receiving = processes(commandLine: "\(Tool.zfs) receive").contains { $0.line.contains("\(world.drive)/laptop/x") }
+            }
+            try #require(receiving, "zfs receive into the drive was not seen running")
+            let handler = try #require(processes(commandLine: "\(FerryBinary.path) receive").first { $0.line.contains(bed.directory) })
+            // The pull: the receive dies half way, and the drive's pool is gone.
+            kill(handler.pid, SIGKILL)
+            try writer.close()
+            let killed = try await handlerRun.value
+            #expect(killed.status != .exited(0))
+            for attempt in 1...20 {
+                let exported = try await bed.runner.run(Command(Tool.zpool, ["export", world.drive]), input: nil)
+                if exported.status.succeeded { break }
+                try #require(attempt < 20, "\(exported.errorTail())")
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(try await world.snapshots("\(world.drive)/laptop/x").isEmpty)
+
+            // NNCP kept the packet: its next toss runs the handler again.
+            let again = try await world.receive("laptop/x", from: "laptop", input: streamPath)
+            #expect(again.status == 0, "stored for the drives: \(again.error)")
+            #expect(again.error.contains("stored for the drives that do not hold it yet"), "\(again.error)")
+            #expect(world.storedStreams().count == 1)
+            let parts = (try? FileManager.default.contentsOfDirectory(atPath: world.storePath))?.filter { $0.hasSuffix(".part") } ?? []
+            #expect(parts.isEmpty, "the killed receive's partial file was cleared")
+
+            let status = try await bed.ferry("backupsvr", "status", "--json")
+            try #require(status.status == 0, "\(status.error)")
+            let report = try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8))
+            let a = try #require(report.drives?.first { $0.pool == world.drive })
+            #expect(a.place == .offsite && a.pulled != nil)
+            #expect(report.warnings.contains { $0.hasPrefix("drive \(world.drive) was pulled without ferry drive eject") }, "\(report.warnings)")
+
+            let plug = try await world.plugIn(world.driveDevice, pool: world.drive)
+            #expect(plug.status == 0, "\(plug.error)")
+            #expect(plug.error.contains("recovered: it was pulled without ferry drive eject"), "\(plug.error)")
+            #expect(try await world.snapshots("\(world.drive)/laptop/x") == ["s1"])
+            #expect(try await world.receivedFile("f", in: "\(world.drive)/laptop/x") == "pulled\n")
+            let drives = try await world.drives()
+            #expect(drives.first { $0.pool == world.drive }.map { $0.place == .dock && $0.pulled == nil } == true)
+
+            let plugB = try await world.plugIn(b.device, pool: b.pool)
+            #expect(plugB.status == 0, "\(plugB.error)")
+            #expect(try await world.snapshots("\(b.pool)/laptop/x") == ["s1"])
+            #expect(world.storedStreams().isEmpty, "nothing lost: both drives hold the stream")
+        }
+    }
+}
+
+/// The processes whose command line starts with `prefix`, by pid.
+func processes(commandLine prefix: String) -> [(pid: Int32, line: String)] {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+    return entries.compactMap { entry in
+        guard let pid = Int32(entry), let bytes = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/cmdline")) else { return nil }
+        let line = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "\0", with: " ")
+        return line.hasPrefix(prefix) ? (pid, line) : nil
     }
 }
