@@ -198,7 +198,7 @@ struct EnrolmentTests {
         #expect(new)
         let now = FixedClock().now().rfc3339
         #expect(drive == EnrolledDrive(pool: "backup-a", guid: "1234567890", enrolled: now, place: .dock, since: now))
-        #expect(world.runner.calls == [Zpool.guid(pool: "backup-a"), Zpool.listImported()])
+        #expect(world.runner.calls == [Zpool.guid(pool: "backup-a"), Zpool.listImported(), Zpool.unhealthy()])
         #expect(try context.drives.load() == [drive])
         #expect(try await DriveEnrolment(context: context).enroll("backup-a").new == false)
     }

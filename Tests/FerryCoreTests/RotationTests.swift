@@ -59,6 +59,33 @@ struct RotationPolicyTests {
         #expect(StatusText.lines(drive("a", .dock, since: "2026-11-20T00:00:00Z"))[0].hasSuffix("in the dock since 2026-11-20T00:00:00Z, up to date"))
     }
 
+    @Test("zpool status -x: a pool with I/O failures is suspended, one with other trouble is not")
+    func suspended() {
+        let status = """
+              pool: drive-a
+             state: ONLINE
+            status: One or more devices are faulted in response to IO failures.
+            action: Make sure the affected devices are connected, then run 'zpool clear'.
+            errors: 2 data errors, use '-v' for a list
+
+              pool: drive-b
+             state: DEGRADED
+            status: One or more devices could not be opened.
+            """
+        #expect(ZFSInventory.suspendedPools(status) == ["drive-a"])
+        #expect(ZFSInventory.suspendedPools("all pools are healthy\n").isEmpty)
+    }
+
+    @Test("import looks in /dev/disk/by-id when it names the device, else in the device's directory")
+    func searchDirectory() throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/ferry-byid-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(DriveDock.searchDirectory(for: "/dev/null", byID: directory) == "/dev")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/usb-Dock_Disk_1234-0:0", withDestinationPath: "/dev/null")
+        #expect(DriveDock.searchDirectory(for: "/dev/null", byID: directory) == directory)
+    }
+
     @Test("a visit record from before rotation, with only pool, guid and enrolled, still decodes")
     func oldRecords() throws {
         let old = #"[{"pool":"a","guid":"1","enrolled":"2026-01-01T00:00:00Z"}]"#

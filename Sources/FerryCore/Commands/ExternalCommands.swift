@@ -156,6 +156,13 @@ public enum Zpool {
         Command(Tool.zpool, ["list", "-H", "-o", "name,guid,health"], timeout: .seconds(60))
     }
 
+    /// The pools that are not healthy, in zpool status's own words ("all
+    /// pools are healthy" otherwise). Read-only: it answers even while a
+    /// pool's I/O is suspended.
+    public static func unhealthy() -> Command {
+        Command(Tool.zpool, ["status", "-x"], timeout: .seconds(60))
+    }
+
     /// Prints the pool's GUID, in decimal.
     public static func guid(pool: String) -> Command {
         Command(Tool.zpool, ["list", "-H", "-o", "guid", pool], timeout: .seconds(60))

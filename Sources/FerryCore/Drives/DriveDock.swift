@@ -30,17 +30,32 @@ public struct DriveDock: Sendable {
 
     /// Imports the enrolled drive on `device` by GUID, without mounting
     /// anything, and applies every stream it missed, in chain order.
-    public func plugIn(_ device: BlockDevice, drive enrolled: EnrolledDrive) async throws -> PlugIn {
+    public func plugIn(_ device: BlockDevice, drive known: EnrolledDrive) async throws -> PlugIn {
         try context.config.require(.backupsvr, for: "a backup drive's plug-in")
+        var recovered: String?
+        // A drive pulled mid-receive leaves its pool imported with its I/O
+        // suspended, and that receive holding the streams lock. With the
+        // device back, `zpool clear` resumes the pool, so the receive
+        // finishes and lets go of the lock. (Never a probe: on a pool whose
+        // device is still gone, clear suspends it.)
+        if let left = try await inventory.importedPools().first(where: { $0.guid == known.guid }), left.health == PoolState.suspended {
+            recovered = "it was pulled while in use (its I/O suspended); zpool clear resumed it"
+            logger.warning("drive \(known.pool) was pulled while in use; resuming it with zpool clear")
+            let cleared = try await context.runner.run(Zpool.clear(pool: left.name), input: nil)
+            if !cleared.status.succeeded {
+                logger.warning("zpool clear \(left.name) failed (\(cleared.status)): \(cleared.errorTail(lines: 1))")
+            }
+        }
         let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
         defer { withExtendedLifetime(lock) {} }
+        // Read again under the lock: a status may have marked it pulled.
+        let enrolled = try registry.load().first { $0.guid == known.guid } ?? known
         let label = device.filesystem.label ?? ""
         guard label == enrolled.pool else {
             throw NotOursDriveError(
                 devnode: device.devnode,
                 reason: "it holds pool \(printable(label)) with the GUID of enrolled drive \(enrolled.pool) (\(enrolled.guid)); a renamed pool is not imported")
         }
-        var recovered: String?
         let pools = try await inventory.importedPools()
         if let clash = pools.first(where: { $0.name == enrolled.pool && $0.guid != enrolled.guid }) {
             throw NotOursDriveError(
@@ -50,9 +65,8 @@ public struct DriveDock: Sendable {
         if let mine = pools.first(where: { $0.guid == enrolled.guid }), !mine.isUsable {
             recovered = "it was \(mine.health): pulled without ferry drive eject"
             logger.warning("drive \(enrolled.pool) is \(mine.health): it was pulled without eject; trying zpool clear now that it is back")
-            // With the device back, a suspended pool resumes, and an
-            // interrupted receive goes on; otherwise it is exported and
-            // imported afresh.
+            // With the device back, the pool resumes, and an interrupted
+            // receive goes on; otherwise it is exported and imported afresh.
             let cleared = try await context.runner.run(Zpool.clear(pool: enrolled.pool), input: nil)
             let after = try await inventory.importedPools().first { $0.guid == enrolled.guid }
             if !cleared.status.succeeded || after?.isUsable != true {
@@ -90,7 +104,7 @@ public struct DriveDock: Sendable {
     /// file system mounts under a private altroot in `state-dir` (received
     /// datasets are `canmount=noauto`, ferry's containers `canmount=off`).
     func importPool(_ drive: EnrolledDrive, device: BlockDevice) async throws {
-        let directory = (device.devnode as NSString).deletingLastPathComponent
+        let directory = Self.searchDirectory(for: device.devnode)
         var result = try await context.runner.run(Zpool.importByGUID(drive.guid, searchDirectory: directory), input: nil)
         if !result.status.succeeded, String(decoding: result.standardError, as: UTF8.self).contains("invalid option 'N'") {
             let altroot = context.config.stateDir + "/altroot"
@@ -106,6 +120,19 @@ public struct DriveDock: Sendable {
         guard pools.contains(where: { $0.name == drive.pool && $0.guid == drive.guid && $0.isUsable }) else {
             throw DriveError(subject: drive.pool, problem: "was imported but is not listed as healthy: \(pools.map { "\($0.name) \($0.health)" })")
         }
+    }
+
+    /// Where `zpool import -d` looks: /dev/disk/by-id when it names the
+    /// device, so that the pool's vdev path stays the same when the drive
+    /// comes back as another /dev/sdX (a pool suspended by a pull resumes
+    /// only at its old path); else the device node's own directory.
+    static func searchDirectory(for devnode: String, byID: String = "/dev/disk/by-id") -> String {
+        let target = URL(fileURLWithPath: devnode).resolvingSymlinksInPath().path
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: byID)) ?? []
+        if names.contains(where: { URL(fileURLWithPath: byID + "/" + $0).resolvingSymlinksInPath().path == target }) {
+            return byID
+        }
+        return (devnode as NSString).deletingLastPathComponent
     }
 
     /// Forgets a pool whose device is gone: `zpool export -f`.
@@ -278,13 +305,21 @@ public struct DriveDock: Sendable {
     /// with what it lacks. Nothing is changed.
     public func drives() async throws -> [EnrolledDrive] {
         var drives = try registry.load()
-        let pools = (try? await inventory.importedPools()) ?? []
+        let pools: [PoolState]?
+        do {
+            pools = try await inventory.importedPools()
+        } catch {
+            logger.warning("cannot read the imported pools, so the drives are shown as last recorded: \(error)")
+            pools = nil
+        }
         for index in drives.indices {
             let drive = drives[index]
-            if pools.contains(where: { $0.guid == drive.guid && $0.name == drive.pool && $0.isUsable }),
-                let newest = try? await inventory.newestSnapshots(under: drive.pool)
-            {
-                drives[index].datasets = newest
+            let here = pools?.contains { $0.guid == drive.guid && $0.name == drive.pool && $0.isUsable }
+            if here == true {
+                drives[index].datasets = try await inventory.newestSnapshots(under: drive.pool)
+            } else if here == false, drive.place == .dock, !drive.isRetired {
+                // Not recorded yet (another ferry holds the drives), but true.
+                drives[index].pulled = drive.pulled ?? context.clock.now().rfc3339
             }
             drives[index].behind = try behind(drive)
         }
@@ -315,7 +350,11 @@ public struct DriveDock: Sendable {
         for drive in docked {
             let pool = pools.first { $0.guid == drive.guid }
             if pool?.isUsable == true { continue }
-            if let pool {
+            if let pool, pool.health == PoolState.suspended {
+                // Its export would hang until the device is back: the
+                // plug-in resumes it with zpool clear.
+                logger.warning("drive \(drive.pool) was pulled without ferry drive eject while in use: its pool's I/O is suspended")
+            } else if let pool {
                 logger.warning("drive \(drive.pool) is \(pool.health): it was pulled without ferry drive eject; exporting what is left of it")
                 try await exportGone(pool.name)
             } else {

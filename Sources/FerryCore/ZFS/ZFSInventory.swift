@@ -26,6 +26,10 @@ public struct PoolState: Sendable, Equatable {
         self.health = health
     }
 
+    /// What `zpool status` says of a pool whose I/O stopped when its device
+    /// went away; `zpool list` may still call it ONLINE (zfs-fuse does).
+    public static let suspended = "SUSPENDED"
+
     /// Whether ZFS can read and write it: ONLINE or DEGRADED.
     public var isUsable: Bool { health == "ONLINE" || health == "DEGRADED" }
 }
@@ -55,18 +59,43 @@ public struct ZFSInventory: Sendable {
         self.runner = runner
     }
 
-    /// Every imported pool, with its GUID and health.
+    /// Every imported pool, with its GUID and health. A pool whose I/O is
+    /// suspended (its device is gone) is SUSPENDED, whatever `zpool list` says.
     public func importedPools() async throws -> [PoolState] {
         let result = try await runner.run(Zpool.listImported(), input: nil)
         guard result.status.succeeded else {
             // zpool prints "no pools available" with status 0; anything else is a fault.
             throw ZFSError(problem: "zpool list failed (\(result.status)): \(result.errorTail(lines: 1)); is the ZFS daemon running?")
         }
-        return result.output.split(separator: "\n").compactMap { line in
+        let pools = result.output.split(separator: "\n").compactMap { line -> PoolState? in
             let fields = line.split(separator: "\t")
             guard fields.count == 3 else { return nil }
             return PoolState(name: String(fields[0]), guid: String(fields[1]), health: String(fields[2]))
         }
+        guard pools.contains(where: \.isUsable) else { return pools }
+        let status = try await runner.run(Zpool.unhealthy(), input: nil)
+        let suspended = status.status.succeeded ? Self.suspendedPools(status.output) : []
+        return pools.map { pool in
+            var pool = pool
+            if suspended.contains(pool.name) { pool.health = PoolState.suspended }
+            return pool
+        }
+    }
+
+    /// The pools `zpool status -x` shows with I/O failures: "pool: NAME"
+    /// starts each pool's block.
+    static func suspendedPools(_ status: String) -> Set<String> {
+        var suspended: Set<String> = []
+        var current: String?
+        for line in status.split(separator: "\n") {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.hasPrefix("pool: ") {
+                current = String(text.dropFirst("pool: ".count))
+            } else if let name = current, text.contains("in response to IO failures") || text.contains("I/O is currently suspended") {
+                suspended.insert(name)
+            }
+        }
+        return suspended
     }
 
     /// The properties of `datasets` (and everything under them with
