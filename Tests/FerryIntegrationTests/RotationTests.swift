@@ -377,6 +377,91 @@ struct PulledDriveTests {
     }
 }
 
+extension PulledDriveTests {
+    @Test("a real pull mid-receive (the loop device made read-only) suspends the pool; status says so; plug-in resumes it and the receive completes")
+    func pulledForReal() async throws {
+        try await TestBed.with(handler: .ferryReceive) { bed in
+            let world = try await ZFSWorld.make(bed, tag: "u")
+            let b = try await world.addDrive("u")
+            _ = try await world.eject(b.pool)
+            // Nothing of the drive is mounted: a write through a mount of a
+            // suspended pool would wedge every zfs-fuse mount.
+            try await bed.sh(Tool.zfs, "set", "mountpoint=none", world.drive)
+            let big = try await world.mountpoint("\(world.laptop)/root") + "/big"
+            try await bed.sh("/bin/dd", "if=/dev/urandom", "of=\(big)", "bs=1M", "count=30", "status=none")
+            try await world.write("pulled for real\n", to: "f")
+            try await bed.sh(Tool.zfs, "snapshot", "\(world.laptop)/root@s1")
+            let streamPath = try await world.streamFile(snapshot: "s1")
+            let stream = try Data(contentsOf: URL(fileURLWithPath: streamPath))
+            let rest = "\(bed.directory)/rest.zstream"
+            try Data(stream.dropFirst(stream.count / 2)).write(to: URL(fileURLWithPath: rest))
+
+            let fifo = "\(bed.directory)/stream.fifo"
+            try #require(mkfifo(fifo, 0o600) == 0)
+            let command = Command(
+                FerryBinary.path, ["receive", "--config", bed.configPath("backupsvr"), "laptop/x"],
+                environment: ["NNCP_SENDER": try bed.nodeID("laptop")], timeout: .seconds(300))
+            let handlerRun = Task {
+                let input = try FileDescriptor.open(FilePath(fifo), .readOnly)
+                return try await bed.runner.run(command, inputFrom: input)
+            }
+            let writer = try FileDescriptor.open(FilePath(fifo), .writeOnly)
+            _ = try writer.writeAll(stream.prefix(stream.count / 2))
+            var receiving = false
+            for _ in 0..<400 where !receiving {
+                try await Task.sleep(for: .milliseconds(25))
+                receiving = processes(commandLine: "\(Tool.zfs) receive").contains { $0.line.contains("\(world.drive)/laptop/x") }
+            }
+            try #require(receiving, "zfs receive into the drive was not seen running")
+
+            let device = world.driveDevice.devnode
+            do {
+                // The pull: the drive stops taking writes while the rest of
+                // the stream flows in.
+                try await bed.sh("/sbin/blockdev", "--setro", device)
+                let feeder = Process()
+                feeder.executableURL = URL(fileURLWithPath: "/bin/sh")
+                feeder.arguments = ["-c", "exec /bin/cat \"$0\" > \"$1\"", rest, fifo]
+                try feeder.run()
+                try await Task.sleep(for: .milliseconds(200))
+                try writer.close()
+                var suspended = false
+                for _ in 0..<240 where !suspended {
+                    try await Task.sleep(for: .milliseconds(250))
+                    suspended = try await ZFSInventory(runner: bed.runner).importedPools()
+                        .contains { $0.name == world.drive && $0.health == PoolState.suspended }
+                }
+                try #require(suspended, "the pool's I/O was not suspended")
+
+                let status = try await bed.ferry("backupsvr", "status", "--json")
+                try #require(status.status == 0, "\(status.error)")
+                let report = try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8))
+                #expect(report.drives?.first { $0.pool == world.drive }?.pulled != nil)
+                #expect(report.warnings.contains { $0.hasPrefix("drive \(world.drive) was pulled without ferry drive eject") }, "\(report.warnings)")
+
+                // Plugged in again at the same place.
+                try await bed.sh("/sbin/blockdev", "--setrw", device)
+                let plug = try await world.plugIn(world.driveDevice, pool: world.drive)
+                #expect(plug.status == 0, "\(plug.error)")
+                #expect(plug.error.contains("zpool clear resumed it"), "\(plug.error)")
+                feeder.waitUntilExit()
+            } catch {
+                _ = try? await bed.runner.run(Command("/sbin/blockdev", ["--setrw", device]), input: nil)
+                _ = try? await bed.runner.run(Zpool.clear(pool: world.drive), input: nil)
+                throw error
+            }
+            let resumed = try await handlerRun.value
+            #expect(resumed.status == .exited(0), "\(resumed.errorTail(lines: 10))")
+            #expect(try await world.snapshots("\(world.drive)/laptop/x") == ["s1"])
+            #expect(try await world.receivedFile("f", in: "\(world.drive)/laptop/x") == "pulled for real\n")
+            let plugB = try await world.plugIn(b.device, pool: b.pool)
+            #expect(plugB.status == 0, "\(plugB.error)")
+            #expect(try await world.snapshots("\(b.pool)/laptop/x") == ["s1"])
+            #expect(world.storedStreams().isEmpty, "nothing lost: both drives hold the stream")
+        }
+    }
+}
+
 /// The processes whose command line starts with `prefix`, by pid.
 func processes(commandLine prefix: String) -> [(pid: Int32, line: String)] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
