@@ -169,6 +169,11 @@ public struct DriveDock: Sendable {
                     ? "is not imported: it is offsite since \(drive.since ?? "?") already"
                     : "is not imported: plug it in first (ferry imports it), or it was pulled without eject")
         }
+        guard state.health != PoolState.suspended else {
+            throw DriveError(
+                subject: pool,
+                problem: "was pulled while in use: its pool's I/O is suspended, and an export would hang. Plug it back in (ferry handle resumes it), then eject it")
+        }
         var datasets = drive.datasets ?? []
         var pulled: String?
         if state.isUsable {
