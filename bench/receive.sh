@@ -45,31 +45,9 @@ zfs snapshot "$src/data@s1"
 zfs send "$src/data@s1" > "$work/stream"
 bytes=$(stat -c %s "$work/stream")
 
-# backupsvr's NNCP config knows a node "laptop"; NNCP_SENDER is its id.
-for node in laptop backupsvr; do
-    nncp-cfgnew -nocomments > "$work/$node.hjson"
-    nncp-cfgdir -cfg "$work/$node.hjson" -dump "$work/$node.d"
-done
-mkdir -p "$work/backupsvr.d/neigh/laptop" "$work/spool"
-for key in id exchpub signpub noisepub; do cp "$work/laptop.d/self/$key" "$work/backupsvr.d/neigh/laptop/$key"; done
-echo "$work/spool" > "$work/backupsvr.d/spool"
-nncp-cfgdir -load "$work/backupsvr.d" > "$work/nncp.hjson"
-sender=$(cat "$work/laptop.d/self/id")
-cat > "$work/ferry.toml" <<TOML
-role = "backupsvr"
-nncp-config = "$work/nncp.hjson"
-nncp-user = ""
-peer = "spooler"
-state-dir = "$work/state"
-mount-root = "$work/mnt"
-[receive]
-senders = { laptop = "laptop" }
-TOML
+source bench/backupsvr-config.sh
 "$FERRY" drive enroll --config "$work/ferry.toml" "$viaferry" >/dev/null
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-now() { date +%s.%N; }
-fresh() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 run_direct() {
     zfs destroy -r "$direct/x" 2>/dev/null || true
