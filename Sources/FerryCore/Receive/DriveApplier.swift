@@ -184,7 +184,11 @@ public struct DriveApplier: Sendable {
             }
             return
         }
-        for (property, value) in options.setAfter {
+        // Each `zfs set` waits for a transaction group; after an
+        // incremental the values are usually set already.
+        let current = try await inventory.properties(options.setAfter.map(\.0), of: [target])
+        for (property, value) in options.setAfter
+        where !current.contains(where: { $0.property == property && $0.value == value && $0.source == "local" }) {
             try await runner.check(Zfs.set(property, value, on: target))
         }
     }
