@@ -5,9 +5,7 @@ import Testing
 @Suite(
     "Backup drives on zfs-fuse pools", .tags(.integration, .zfs), .serialized,
     .enabled(if: Requirements.isRoot, Requirements.rootOnly),
-    .enabled("needs a running zfs-fuse (make test starts one); in CI it must be there") {
-        ProcessInfo.processInfo.environment["CI"] != nil ? true : await Requirements.zfsAnswers
-    })
+    .zfsAnswers)
 struct DriveTests {
     @Test("a pool is a drive at backupsvr once enrolled by name, and handle knows it after export")
     func enrolByName() async throws {

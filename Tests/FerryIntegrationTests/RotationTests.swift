@@ -56,9 +56,7 @@ extension ZFSWorld {
 @Suite(
     "Backup-drive rotation on zfs-fuse pools, with real NNCP and ferry receive", .tags(.integration, .zfs), .serialized,
     .enabled(if: Requirements.isRoot, Requirements.rootOnly),
-    .enabled("needs a running zfs-fuse (make test starts one); in CI it must be there") {
-        ProcessInfo.processInfo.environment["CI"] != nil ? true : await Requirements.zfsAnswers
-    })
+    .zfsAnswers)
 struct RotationTests {
     @Test("rotation cycle: A gets s1 s2, B (away) catches up s1 s2 s3 at plug-in, A gets s3 on return; the spooler sees both drives")
     func rotationCycle() async throws {
@@ -306,9 +304,7 @@ struct RotationTests {
 @Suite(
     "A drive pulled mid-receive, on zfs-fuse pools", .tags(.integration, .zfs), .serialized,
     .enabled(if: Requirements.isRoot, Requirements.rootOnly),
-    .enabled("needs a running zfs-fuse (make test starts one); in CI it must be there") {
-        ProcessInfo.processInfo.environment["CI"] != nil ? true : await Requirements.zfsAnswers
-    })
+    .zfsAnswers)
 struct PulledDriveTests {
     @Test("the stream stays in the store, status notices the pull, and the next plug-in recovers the drive and completes it")
     func pulledMidReceive() async throws {

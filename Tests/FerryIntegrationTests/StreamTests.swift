@@ -128,9 +128,7 @@ struct ZFSWorld {
 @Suite(
     "ZFS streams from laptop to backup drive, on zfs-fuse and real NNCP", .tags(.integration, .zfs), .serialized,
     .enabled(if: Requirements.isRoot, Requirements.rootOnly),
-    .enabled("needs a running zfs-fuse (make test starts one); in CI it must be there") {
-        ProcessInfo.processInfo.environment["CI"] != nil ? true : await Requirements.zfsAnswers
-    })
+    .zfsAnswers)
 struct StreamTests {
     @Test("snapshots sent on three runs arrive complete, in order, unmounted and read-only; excluded children stay home")
     func endToEnd() async throws {

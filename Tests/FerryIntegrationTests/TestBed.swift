@@ -22,6 +22,16 @@ enum Requirements {
     }
 }
 
+extension Trait where Self == ConditionTrait {
+    /// A suite on zfs-fuse pools: runs where zfs answers, and always in CI,
+    /// where a missing daemon must fail rather than skip.
+    static var zfsAnswers: Self {
+        .enabled("needs a running zfs-fuse (make test starts one); in CI it must be there") {
+            ProcessInfo.processInfo.environment["CI"] != nil ? true : await Requirements.zfsAnswers
+        }
+    }
+}
+
 /// What one run of the ferry binary did.
 struct Run {
     var status: Int32
