@@ -5,12 +5,13 @@ import SystemPackage
 
 @testable import FerryCore
 
-/// Records every command and answers from a script keyed by argv.
+/// Records every command and answers from a script keyed by argv. A
+/// command given several answers gets them in turn, the last one for good.
 final class FakeRunner: CommandRunner {
-    private let state = Mutex<(calls: [Command], answers: [String: CommandResult])>(([], [:]))
+    private let state = Mutex<(calls: [Command], answers: [String: [CommandResult]])>(([], [:]))
 
-    func answer(_ command: Command, with result: CommandResult) {
-        state.withLock { $0.answers[command.description] = result }
+    func answer(_ command: Command, with results: CommandResult...) {
+        state.withLock { $0.answers[command.description] = results }
     }
 
     var calls: [Command] { state.withLock { $0.calls } }
@@ -18,7 +19,14 @@ final class FakeRunner: CommandRunner {
     func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult {
         state.withLock { state in
             state.calls.append(command)
-            return state.answers[command.description] ?? CommandResult(status: .exited(127), standardError: Array("not scripted\n".utf8))
+            guard var results = state.answers[command.description], let first = results.first else {
+                return CommandResult(status: .exited(127), standardError: Array("not scripted\n".utf8))
+            }
+            if results.count > 1 {
+                results.removeFirst()
+                state.answers[command.description] = results
+            }
+            return first
         }
     }
 

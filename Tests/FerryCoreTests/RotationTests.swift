@@ -94,3 +94,74 @@ struct RotationPolicyTests {
         #expect(StatusText.lines(drives[0]) == ["drive a (GUID 1): not plugged in since its enrolment 2026-01-01T00:00:00Z"])
     }
 }
+
+@Suite("A drive's plug-in, with zpool faked")
+struct PlugInTests {
+    static func output(_ text: String, status: Int32 = 0) -> CommandResult {
+        CommandResult(status: .exited(status), standardOutput: Array(text.utf8))
+    }
+
+    static func failure(_ text: String, status: Int32 = 1) -> CommandResult {
+        CommandResult(status: .exited(status), standardError: Array(text.utf8))
+    }
+
+    let drive = EnrolledDrive(pool: "backup-b", guid: "42", enrolled: "2026-11-01T00:00:00Z", place: .offsite, since: "2026-11-01T00:00:00Z")
+    let device = BlockDevice(
+        devnode: "/dev/sdq1", kernelName: "sdq1", size: 1 << 40, filesystem: FilesystemProbe(type: "zfs_member", label: "backup-b", uuid: "42"))
+
+    @Test("imports by GUID with -N and no cache file; where zpool has no -N (zfs-fuse), under a private altroot")
+    func importFallback() async throws {
+        let world = FakeWorld()
+        let context = world.context()
+        try context.drives.enroll(drive)
+        let altroot = context.config.stateDir + "/altroot/backup-b"
+        world.runner.answer(Zpool.listImported(), with: Self.output(""), Self.output(""), Self.output("backup-b\t42\tONLINE\n"))
+        world.runner.answer(Zpool.unhealthy(), with: Self.output("all pools are healthy\n"))
+        world.runner.answer(Zpool.importByGUID("42", searchDirectory: "/dev"), with: Self.failure("invalid option 'N'\nusage: ...\n", status: 2))
+        world.runner.answer(Zpool.importByGUID("42", searchDirectory: "/dev", altroot: altroot), with: Self.output(""))
+        world.runner.answer(Zfs.listDatasets(under: "backup-b"), with: Self.output("backup-b\n"))
+        let plugged = try await DriveDock(context: context).plugIn(device, drive: drive)
+        #expect(Zpool.importByGUID("42", searchDirectory: "/dev").arguments == ["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"])
+        let imports = world.runner.calls.filter { $0.arguments.first == "import" }.map(\.arguments)
+        #expect(imports == [["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"], ["import", "-R", altroot, "-d", "/dev", "42"]])
+        #expect(plugged.drive.place == .dock && plugged.drive.since == FixedClock().now().rfc3339)
+        #expect(plugged.recovered == nil)
+        #expect(try context.drives.load().first?.place == .dock)
+    }
+
+    @Test("a pool of the drive's name with another GUID is a clash: exit 2, and nothing is imported")
+    func nameClash() async throws {
+        let world = FakeWorld()
+        let context = world.context()
+        try context.drives.enroll(drive)
+        world.runner.answer(Zpool.listImported(), with: Self.output("backup-b\t7\tONLINE\n"))
+        world.runner.answer(Zpool.unhealthy(), with: Self.output("all pools are healthy\n"))
+        await #expect {
+            _ = try await DriveDock(context: context).plugIn(device, drive: drive)
+        } throws: { error in
+            (error as? FerryError)?.exitStatus == .notOurs && "\(error)".contains("a pool named backup-b with another GUID (7)")
+        }
+        #expect(!world.runner.calls.contains { $0.arguments.first == "import" })
+    }
+
+    @Test("a drive whose pool is suspended is resumed with zpool clear before anything else")
+    func suspendedResumed() async throws {
+        let world = FakeWorld()
+        let context = world.context()
+        var docked = drive
+        docked.place = .dock
+        try context.drives.enroll(docked)
+        world.runner.answer(Zpool.listImported(), with: Self.output("backup-b\t42\tONLINE\n"))
+        world.runner.answer(
+            Zpool.unhealthy(),
+            with: Self.output("  pool: backup-b\n status: One or more devices are faulted in response to IO failures.\n"),
+            Self.output("all pools are healthy\n"))
+        world.runner.answer(Zpool.clear(pool: "backup-b"), with: Self.output(""))
+        world.runner.answer(Zfs.listDatasets(under: "backup-b"), with: Self.output("backup-b\n"))
+        let plugged = try await DriveDock(context: context).plugIn(device, drive: docked)
+        #expect(plugged.recovered == "it was pulled while in use (its I/O suspended); zpool clear resumed it")
+        let zpool = world.runner.calls.filter { $0.executable == Tool.zpool }.map { $0.arguments.first ?? "" }
+        #expect(zpool.prefix(3) == ["list", "status", "clear"])
+        #expect(!zpool.contains("export") && !zpool.contains("import"))
+    }
+}

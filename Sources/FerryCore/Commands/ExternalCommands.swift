@@ -185,11 +185,14 @@ public enum Zpool {
     }
 
     /// Imports the pool with `guid`, looking for its device in
-    /// `searchDirectory` only. Without `altroot` nothing is mounted (`-N`);
+    /// `searchDirectory` only. Without `altroot` nothing is mounted (`-N`),
+    /// and the pool stays out of the boot-time cache file (which is also
+    /// read-only under ferry@.service's ProtectSystem=strict): a drive is
+    /// imported when it is plugged in, never at boot from a stale list.
     /// zfs-fuse has no `-N`, so there its file systems that can mount do so
-    /// under `altroot`.
+    /// under `altroot` (which implies no cache file).
     public static func importByGUID(_ guid: String, searchDirectory: String, altroot: String? = nil) -> Command {
-        let mounting = altroot.map { ["-R", $0] } ?? ["-N"]
+        let mounting = altroot.map { ["-R", $0] } ?? ["-N", "-o", "cachefile=none"]
         return Command(Tool.zpool, ["import"] + mounting + ["-d", searchDirectory, guid], timeout: .seconds(300))
     }
 
