@@ -139,10 +139,12 @@ public struct DriveApplier: Sendable {
 
     /// Makes `target` ready for `header`'s stream: the datasets above it,
     /// no leftovers of an interrupted receive, a container moved aside.
-    public func prepare(_ target: String, for header: StreamHeader, pool: String) async throws -> Preparation {
+    /// `cleanSince`: a receive into `target` has just succeeded, so there is
+    /// no leftover to look for.
+    public func prepare(_ target: String, for header: StreamHeader, pool: String, cleanSince: Bool = false) async throws -> Preparation {
         var preparation = Preparation()
         let leftover = target + "/%recv"
-        if try await inventory.exists(leftover) {
+        if !cleanSince, try await inventory.exists(leftover) {
             logger.warning("clearing what an interrupted receive left", metadata: ["dataset": "\(leftover)"])
             try await runner.check(Zfs.destroyEmpty(leftover))
         }

@@ -67,6 +67,7 @@ public struct StoreApplier: Sendable {
         let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
         var outcome = Outcome()
         var failed: Set<String> = []
+        var received: Set<String> = []
         var progress = true
         while progress {
             progress = false
@@ -85,7 +86,8 @@ public struct StoreApplier: Sendable {
                     progress = true
                 case .ready:
                     let target = drive.target(stream.dataset)
-                    let preparation = try await applier.prepare(target, for: stream.header, pool: drive.pool)
+                    let preparation = try await applier.prepare(
+                        target, for: stream.header, pool: drive.pool, cleanSince: received.contains(target))
                     let result = try await context.runner.run(applier.receiveCommand(target), inputFrom: try store.open(stream.id))
                     try await applier.finish(target, preparation: preparation, received: result.status.succeeded)
                     guard result.status.succeeded else {
@@ -98,6 +100,7 @@ public struct StoreApplier: Sendable {
                     }
                     logger.info("received from the store", metadata: meta.merging(["bytes": "\(stream.bytes)"]) { $1 })
                     stream.applied.append(drive.drive.guid)
+                    received.insert(target)
                     try ReceivedDatasets(stateDir: context.config.stateDir).record(stream, pool: drive.pool, at: context.clock.now())
                     try store.save(stream)
                     outcome.applied += 1
