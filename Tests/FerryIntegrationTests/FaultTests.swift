@@ -13,6 +13,11 @@ final class BackgroundFerry: @unchecked Sendable {
         FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: FerryBinary.path)
         process.arguments = arguments + ["--config", bed.configPath(host)]
+        // A ferry killed with SIGKILL cannot remove its private temporary
+        // directory (the NNCP config dump): keep those inside the bed.
+        let temporary = bed.directory + "/tmp"
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardError = process.standardOutput
         try process.run()
