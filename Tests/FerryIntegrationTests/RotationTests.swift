@@ -193,6 +193,18 @@ struct RotationTests {
             let report = try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8))
             #expect(report.drives?.map(\.place) == [.dock, .dock])
             #expect(report.warnings.contains("no backup drive is offsite: every enrolled drive is here (eject one and take it away)"))
+
+            // The warning rides in backupsvr's journal record to the spooler.
+            for host in ["backupsvr", "spooler"] {
+                let visit = try await bed.ferry(host, "handle", stick.devnode)
+                try #require(visit.status == 0, "\(visit.error)")
+            }
+            let atSpooler = try await bed.ferry("spooler", "status", "--json")
+            let seen = try JSONDecoder().decode(StatusReport.self, from: Data(atSpooler.output.utf8))
+            #expect(
+                seen.warnings.contains("backupsvr: no backup drive is offsite: every enrolled drive is here (eject one and take it away)"),
+                "\(seen.warnings)")
+            #expect(seen.peer?.visit.drives?.map(\.place) == [.dock, .dock])
         }
     }
 
