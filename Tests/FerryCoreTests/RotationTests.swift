@@ -119,7 +119,7 @@ struct PlugInTests {
         world.runner.answer(Zpool.unhealthy(), with: Self.output("all pools are healthy\n"))
         world.runner.answer(Zpool.importByGUID("42", searchDirectory: "/dev"), with: Self.failure("invalid option 'N'\nusage: ...\n", status: 2))
         world.runner.answer(Zpool.importByGUID("42", searchDirectory: "/dev", altroot: altroot), with: Self.output(""))
-        world.runner.answer(Zfs.listDatasets(under: "backup-b"), with: Self.output("backup-b\n"))
+        world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(""))
         let plugged = try await DriveDock(context: context).plugIn(device, drive: drive)
         #expect(Zpool.importByGUID("42", searchDirectory: "/dev").arguments == ["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"])
         let imports = world.runner.calls.filter { $0.arguments.first == "import" }.map(\.arguments)
@@ -127,6 +127,31 @@ struct PlugInTests {
         #expect(plugged.drive.place == .dock && plugged.drive.since == FixedClock().now().rfc3339)
         #expect(plugged.recovered == nil)
         #expect(try context.drives.load().first?.place == .dock)
+    }
+
+    @Test("the newest snapshot of each dataset on a drive comes from one zfs get -r, parents first, containers left out")
+    func newestSnapshots() async throws {
+        let world = FakeWorld()
+        let rows = """
+            backup-b\tcreatetxg\t1\t-
+            backup-b/laptop\tcreatetxg\t7\t-
+            backup-b/laptop/root\tcreatetxg\t9\t-
+            backup-b/laptop/root@s1\tcreatetxg\t14\t-
+            backup-b/laptop/root@s1\tcreation\t1795757000\t-
+            backup-b/laptop/root@s2\tcreatetxg\t24\t-
+            backup-b/laptop/root@s2\tcreation\t1795757360\t-
+            backup-b/laptop/root/home@s1\tcreatetxg\t19\t-
+            backup-b/laptop/root/home@s1\tcreation\t1795757000\t-
+
+            """
+        world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(rows))
+        let newest = try await ZFSInventory(runner: world.runner).newestSnapshots(under: "backup-b")
+        #expect(
+            newest == [
+                DriveDataset(dataset: "laptop/root", snapshot: "s2", created: Date(timeIntervalSince1970: 1_795_757_360).rfc3339),
+                DriveDataset(dataset: "laptop/root/home", snapshot: "s1", created: Date(timeIntervalSince1970: 1_795_757_000).rfc3339),
+            ])
+        #expect(world.runner.calls.count == 1)
     }
 
     @Test("a pool of the drive's name with another GUID is a clash: exit 2, and nothing is imported")
@@ -157,7 +182,7 @@ struct PlugInTests {
             with: Self.output("  pool: backup-b\n status: One or more devices are faulted in response to IO failures.\n"),
             Self.output("all pools are healthy\n"))
         world.runner.answer(Zpool.clear(pool: "backup-b"), with: Self.output(""))
-        world.runner.answer(Zfs.listDatasets(under: "backup-b"), with: Self.output("backup-b\n"))
+        world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(""))
         let plugged = try await DriveDock(context: context).plugIn(device, drive: docked)
         #expect(plugged.recovered == "it was pulled while in use (its I/O suspended); zpool clear resumed it")
         let zpool = world.runner.calls.filter { $0.executable == Tool.zpool }.map { $0.arguments.first ?? "" }

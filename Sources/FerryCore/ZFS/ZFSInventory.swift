@@ -150,15 +150,31 @@ public struct ZFSInventory: Sendable {
     /// The newest snapshot of every dataset under `pool`, named relative to
     /// it (HOST/DATASET). Datasets without snapshots (containers) are left out.
     public func newestSnapshots(under pool: String) async throws -> [DriveDataset] {
-        var newest: [DriveDataset] = []
-        for dataset in try await datasets(under: pool) where dataset.hasPrefix(pool + "/") {
-            guard let last = try await snapshots(of: dataset)?.last else { continue }
-            newest.append(
-                DriveDataset(
-                    dataset: String(dataset.dropFirst(pool.count + 1)), snapshot: last.name,
-                    created: last.creation.map { Date(timeIntervalSince1970: TimeInterval($0)).rfc3339 }))
+        // One `zfs get -r`: it lists the snapshots too, with their dataset.
+        let rows = try await properties(["createtxg", "creation"], of: [pool], recursive: true)
+        var order: [String] = []
+        var newest: [String: (snapshot: String, txg: UInt64)] = [:]
+        var creations: [String: UInt64] = [:]
+        for row in rows {
+            guard let at = row.dataset.firstIndex(of: "@"), let number = UInt64(row.value) else { continue }
+            if row.property == "creation" {
+                creations[row.dataset] = number
+                continue
+            }
+            let dataset = String(row.dataset[..<at])
+            guard dataset.hasPrefix(pool + "/") else { continue }
+            if newest[dataset] == nil { order.append(dataset) }
+            if number >= newest[dataset]?.txg ?? 0 {
+                newest[dataset] = (String(row.dataset[row.dataset.index(after: at)...]), number)
+            }
         }
-        return newest
+        return order.compactMap { dataset in
+            newest[dataset].map { last in
+                DriveDataset(
+                    dataset: String(dataset.dropFirst(pool.count + 1)), snapshot: last.snapshot,
+                    created: creations[dataset + "@" + last.snapshot].map { Date(timeIntervalSince1970: TimeInterval($0)).rfc3339 })
+            }
+        }
     }
 
     static func rows(_ output: String) -> [PropertyRow] {
