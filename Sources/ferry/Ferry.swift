@@ -265,8 +265,7 @@ struct DriveList: AsyncParsableCommand {
             let context = try options.context()
             try context.config.require(.backupsvr, for: "drive list")
             let dock = DriveDock(context: context)
-            try await dock.noticePulled()
-            let drives = try await dock.drives()
+            let drives = try await dock.drives(listed: try await dock.noticePulled())
             if json {
                 try printJSON(drives)
             } else if drives.isEmpty {

@@ -129,9 +129,8 @@ public struct DemoStory: Sendable {
             let (enrolled, _) = try await DriveEnrolment(context: backupsvr).enroll(pool)
             say("   ferry drive enroll \(pool): GUID \(enrolled.guid), on \(disk.devnode)")
         }
-        let eject = try await DriveDock(context: backupsvr).eject(drives[1], wait: .seconds(60))
+        _ = try await DriveDock(context: backupsvr).eject(drives[1], wait: .seconds(60))
         say("   ferry drive eject \(drives[1]): exported, safe to remove. Drive B goes offsite, empty; A stays in the dock.")
-        _ = eject
 
         say("\n4. A new USB stick, \(scratch)/stick.img (64 MiB ext4, label FERRY-DEMO), is enrolled once at the spooler.")
         let stick = try await LoopDevice.create(image: "\(scratch)/stick.img", megabytes: 64, ext4Label: "FERRY-DEMO", runner: runner)

@@ -305,21 +305,29 @@ public struct DriveDock: Sendable {
         return PacketCount(packets: lacking.count, bytes: lacking.reduce(0) { $0 + $1.bytes })
     }
 
+    /// Whether `drive`'s pool is among `pools`, under its name and GUID,
+    /// and usable.
+    static func isHere(_ drive: EnrolledDrive, in pools: [PoolState]) -> Bool {
+        pools.contains { $0.guid == drive.guid && $0.name == drive.pool && $0.isUsable }
+    }
+
     /// Every enrolled drive as ferry knows it now: a drive in the dock with
     /// what its pool holds, a drive away with what it held at eject, each
-    /// with what it lacks. Nothing is changed.
-    public func drives() async throws -> [EnrolledDrive] {
+    /// with what it lacks. Nothing is changed. `listed` is a pool listing
+    /// just taken (`noticePulled` returns one), saving another.
+    public func drives(listed: [PoolState]? = nil) async throws -> [EnrolledDrive] {
         var drives = try registry.load()
-        let pools: [PoolState]?
-        do {
-            pools = try await inventory.importedPools()
-        } catch {
-            logger.warning("cannot read the imported pools, so the drives are shown as last recorded: \(error)")
-            pools = nil
+        var pools = listed
+        if pools == nil {
+            do {
+                pools = try await inventory.importedPools()
+            } catch {
+                logger.warning("cannot read the imported pools, so the drives are shown as last recorded: \(error)")
+            }
         }
         for index in drives.indices {
             let drive = drives[index]
-            let here = pools?.contains { $0.guid == drive.guid && $0.name == drive.pool && $0.isUsable }
+            let here = pools.map { Self.isHere(drive, in: $0) }
             if here == true {
                 drives[index].datasets = try await inventory.newestSnapshots(under: drive.pool)
             } else if here == false, drive.place == .dock, !drive.isRetired {
@@ -343,18 +351,17 @@ public struct DriveDock: Sendable {
     /// pulled without eject. A faulted pool is exported, so that the drive
     /// imports cleanly when it is back; the drive is recorded as away.
     /// Skipped, and retried next time, while other work holds the drives.
+    /// Returns the pools it listed, if it did, for `drives(listed:)`.
     @discardableResult
-    public func noticePulled() async throws -> [EnrolledDrive] {
+    public func noticePulled() async throws -> [PoolState]? {
         let docked = try registry.active().filter { $0.place == .dock }
-        guard !docked.isEmpty else { return [] }
+        guard !docked.isEmpty else { return nil }
         guard let lock = try? await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger, giveUpAfter: .zero)
-        else { return [] }
+        else { return nil }
         defer { withExtendedLifetime(lock) {} }
         let pools = try await inventory.importedPools()
-        var noticed: [EnrolledDrive] = []
-        for drive in docked {
+        for drive in docked where !Self.isHere(drive, in: pools) {
             let pool = pools.first { $0.guid == drive.guid }
-            if pool?.isUsable == true { continue }
             if let pool, pool.health == PoolState.suspended {
                 // Its export would hang until the device is back: the
                 // plug-in resumes it with zpool clear.
@@ -366,14 +373,13 @@ public struct DriveDock: Sendable {
                 logger.warning("drive \(drive.pool) is not imported: it was pulled without ferry drive eject")
             }
             let now = context.clock.now().rfc3339
-            noticed.append(
-                try registry.update(guid: drive.guid) { drive in
-                    drive.place = .offsite
-                    drive.since = now
-                    drive.pulled = now
-                })
+            try registry.update(guid: drive.guid) { drive in
+                drive.place = .offsite
+                drive.since = now
+                drive.pulled = now
+            }
         }
-        return noticed
+        return pools
     }
 }
 

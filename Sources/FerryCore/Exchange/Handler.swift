@@ -79,8 +79,9 @@ public struct Handler: Sendable {
 
     /// An enrolled drive: imported, caught up, and left in the dock.
     private func plugIn(_ device: BlockDevice, drive: EnrolledDrive) async throws {
-        let plugged = try await DriveDock(context: context).plugIn(device, drive: drive)
-        let behind = try DriveDock(context: context).behind(plugged.drive)
+        let dock = DriveDock(context: context)
+        let plugged = try await dock.plugIn(device, drive: drive)
+        let behind = try dock.behind(plugged.drive)
         guard plugged.outcome.failures.isEmpty else {
             throw DriveError(
                 subject: drive.pool,

@@ -40,12 +40,13 @@ public struct StickVisit: Sendable {
             (report.stickFree, report.stickTotal) = (space.free, space.total)
             if config.role == .backupsvr {
                 let dock = DriveDock(context: context)
+                var listed: [PoolState]?
                 do {
-                    try await dock.noticePulled()
+                    listed = try await dock.noticePulled()
                 } catch {
                     warn("could not check the backup drives' pools: \(error)", &report)
                 }
-                let drives = try await dock.drives()
+                let drives = try await dock.drives(listed: listed)
                 report.drives = drives
                 report.warnings += dock.warnings(for: drives)
                 report.receiveBacklog = Spool(path: nncp.spool).receiveBacklog()

@@ -100,8 +100,7 @@ public struct Status: Sendable {
         var drives: [EnrolledDrive]?
         if config.role == .backupsvr {
             let dock = DriveDock(context: context)
-            try await dock.noticePulled()
-            drives = try await dock.drives()
+            drives = try await dock.drives(listed: try await dock.noticePulled())
             warnings += dock.warnings(for: drives ?? [])
         }
         return StatusReport(
