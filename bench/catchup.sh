@@ -14,14 +14,7 @@ cd "$(dirname "$0")/.."
 STREAMS=${STREAMS:-8}   # incremental streams after the full one
 STEP_MIB=${STEP_MIB:-32}
 ROUNDS=${ROUNDS:-3}
-PATH=/opt/swift/usr/bin:$PATH:/usr/sbin:/sbin
-
-[ "$(id -u)" -eq 0 ] || { echo "bench/catchup.sh needs root (zfs, loop devices)" >&2; exit 1; }
-zpool list >/dev/null 2>&1 || { echo "zfs-fuse does not answer; run under scripts/with-zfs-fuse" >&2; exit 1; }
-swift build -c release --product ferry --static-swift-stdlib >/dev/null
-FERRY=$PWD/.build/release/ferry
-
-work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+source bench/zfs-bench.sh
 tag=$$
 src=fcsrc$tag; hand=fchand$tag; drive=fcdrv$tag
 pools=(); loops=()
@@ -58,7 +51,7 @@ done
 bytes=$(cat "$work"/stream.* | wc -c)
 guid_hand=$(zpool list -H -o guid "$hand")
 
-source bench/backupsvr-config.sh
+backupsvr_config
 "$FERRY" drive enroll --config "$work/ferry.toml" "$drive" >/dev/null
 # A second drive, offsite: the streams stay in the store for it.
 python3 - "$work/state/drives.json" <<'PY'

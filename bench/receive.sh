@@ -15,14 +15,7 @@ cd "$(dirname "$0")/.."
 
 STREAM_MIB=${STREAM_MIB:-1024}
 ROUNDS=${ROUNDS:-3}
-PATH=/opt/swift/usr/bin:$PATH:/usr/sbin:/sbin
-
-[ "$(id -u)" -eq 0 ] || { echo "bench/receive.sh needs root (zfs)" >&2; exit 1; }
-zpool list >/dev/null 2>&1 || { echo "zfs-fuse does not answer; run under scripts/with-zfs-fuse" >&2; exit 1; }
-swift build -c release --product ferry --static-swift-stdlib >/dev/null
-FERRY=$PWD/.build/release/ferry
-
-work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+source bench/zfs-bench.sh
 tag=$$
 src=fbsrc$tag; direct=fbdir$tag; viaferry=fbfer$tag
 pools=()
@@ -45,7 +38,7 @@ zfs snapshot "$src/data@s1"
 zfs send "$src/data@s1" > "$work/stream"
 bytes=$(stat -c %s "$work/stream")
 
-source bench/backupsvr-config.sh
+backupsvr_config
 "$FERRY" drive enroll --config "$work/ferry.toml" "$viaferry" >/dev/null
 
 
