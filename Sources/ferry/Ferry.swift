@@ -126,7 +126,8 @@ struct Send: AsyncParsableCommand {
             try await stoppingOnSignals {
                 let results = try await SnapshotSender(context: context, nncp: nncp).send(datasets)
                 for result in results {
-                    print("\(result.dataset): " + (result.queued.isEmpty ? "nothing new" : "queued \(result.queued.joined(separator: ", "))"))
+                    print(
+                        "\(result.dataset): " + (result.queued.isEmpty ? "nothing new" : "queued \(result.queued.joined(separator: ", "))"))
                 }
             }
         }
@@ -314,7 +315,9 @@ struct DriveSeed: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context(syslog: true)
             let seed = try await DriveDock(context: context).seed(new, from: from)
-            print("\(new) is seeded from \(from): \(seed.datasets) dataset(s), \(seed.snapshots) snapshot(s); then \(seed.outcome.applied) stream(s) from the store")
+            print(
+                "\(new) is seeded from \(from): \(seed.datasets) dataset(s), \(seed.snapshots) snapshot(s); then \(seed.outcome.applied) stream(s) from the store"
+            )
             for failure in seed.outcome.failures { print("! \(failure)") }
             if !seed.outcome.failures.isEmpty { throw ExitCode(ExitStatus.failed.rawValue) }
         }

@@ -74,8 +74,14 @@ struct ConfigTests {
             ("role = \"laptop\"\n[send]\ndatasets = [1]\n", "key \"send.datasets\" must hold only strings"),
             ("role = \"spooler\"\npeer = \"b\"\nreceive = 1\n", "key \"receive\" must be a table"),
             ("role = \"spooler\"\npeer = [\n", "/etc/ferry/ferry.toml is not valid TOML at line"),
-            ("role = \"backupsvr\"\npeer = \"s\"\n[rotation]\nstore-warn-percent = 0\n", "key \"rotation.store-warn-percent\" must be between 1 and 100"),
-            ("role = \"backupsvr\"\npeer = \"s\"\n[rotation]\nrotate-after = \"two weeks\"\n", "key \"rotation.rotate-after\" is \"two weeks\""),
+            (
+                "role = \"backupsvr\"\npeer = \"s\"\n[rotation]\nstore-warn-percent = 0\n",
+                "key \"rotation.store-warn-percent\" must be between 1 and 100"
+            ),
+            (
+                "role = \"backupsvr\"\npeer = \"s\"\n[rotation]\nrotate-after = \"two weeks\"\n",
+                "key \"rotation.rotate-after\" is \"two weeks\""
+            ),
         ])
     func badConfig(text: String, message: String) {
         #expect {

@@ -9,7 +9,8 @@ struct RotationPolicyTests {
     let policy = RotationPolicy(FerryConfig.Rotation(rotateAfter: "14d", storeWarnPercent: 50))
 
     func drive(_ pool: String, _ place: DrivePlace, since: String, behind: Int = 0) -> EnrolledDrive {
-        var drive = EnrolledDrive(pool: pool, guid: "\(pool.hashValue.magnitude)", enrolled: "2026-01-01T00:00:00Z", place: place, since: since)
+        var drive = EnrolledDrive(
+            pool: pool, guid: "\(pool.hashValue.magnitude)", enrolled: "2026-01-01T00:00:00Z", place: place, since: since)
         drive.behind = PacketCount(packets: behind, bytes: UInt64(behind) << 20)
         return drive
     }
@@ -43,7 +44,8 @@ struct RotationPolicyTests {
         #expect(warnings.count == 2)
         #expect(warnings[0].hasPrefix("drive c was pulled without ferry drive eject (noticed 2026-11-27T11:00:00Z)"))
         #expect(warnings[1].hasPrefix("the stream store holds 600 B, more than 50% of its disk"))
-        let alone = policy.warnings(drives: [drive("a", .dock, since: "2026-11-27T00:00:00Z")], store: PacketCount(), diskBytes: nil, now: now)
+        let alone = policy.warnings(
+            drives: [drive("a", .dock, since: "2026-11-27T00:00:00Z")], store: PacketCount(), diskBytes: nil, now: now)
         #expect(alone == ["no backup drive is offsite: every enrolled drive is here (eject one and take it away)"])
     }
 
@@ -56,7 +58,9 @@ struct RotationPolicyTests {
                 "drive b (GUID \(away.guid)): offsite since 2026-11-20T00:00:00Z, 2 stream(s) behind (2.0 MiB)",
                 "  laptop/tank/root@s2, taken 2026-11-19T00:00:00Z",
             ])
-        #expect(StatusText.lines(drive("a", .dock, since: "2026-11-20T00:00:00Z"))[0].hasSuffix("in the dock since 2026-11-20T00:00:00Z, up to date"))
+        #expect(
+            StatusText.lines(drive("a", .dock, since: "2026-11-20T00:00:00Z"))[0].hasSuffix(
+                "in the dock since 2026-11-20T00:00:00Z, up to date"))
     }
 
     @Test("zpool status -x: a pool with I/O failures is suspended, one with other trouble is not")
@@ -105,9 +109,11 @@ struct PlugInTests {
         CommandResult(status: .exited(status), standardError: Array(text.utf8))
     }
 
-    let drive = EnrolledDrive(pool: "backup-b", guid: "42", enrolled: "2026-11-01T00:00:00Z", place: .offsite, since: "2026-11-01T00:00:00Z")
+    let drive = EnrolledDrive(
+        pool: "backup-b", guid: "42", enrolled: "2026-11-01T00:00:00Z", place: .offsite, since: "2026-11-01T00:00:00Z")
     let device = BlockDevice(
-        devnode: "/dev/sdq1", kernelName: "sdq1", size: 1 << 40, filesystem: FilesystemProbe(type: "zfs_member", label: "backup-b", uuid: "42"))
+        devnode: "/dev/sdq1", kernelName: "sdq1", size: 1 << 40,
+        filesystem: FilesystemProbe(type: "zfs_member", label: "backup-b", uuid: "42"))
 
     @Test("imports by GUID with -N and no cache file; where zpool has no -N (zfs-fuse), under a private altroot")
     func importFallback() async throws {
@@ -117,11 +123,13 @@ struct PlugInTests {
         let altroot = context.config.stateDir + "/altroot/backup-b"
         world.runner.answer(Zpool.listImported(), with: Self.output(""), Self.output(""), Self.output("backup-b\t42\tONLINE\n"))
         world.runner.answer(Zpool.unhealthy(), with: Self.output("all pools are healthy\n"))
-        world.runner.answer(Zpool.importByGUID("42", searchDirectory: "/dev"), with: Self.failure("invalid option 'N'\nusage: ...\n", status: 2))
+        world.runner.answer(
+            Zpool.importByGUID("42", searchDirectory: "/dev"), with: Self.failure("invalid option 'N'\nusage: ...\n", status: 2))
         world.runner.answer(Zpool.importByGUID("42", searchDirectory: "/dev", altroot: altroot), with: Self.output(""))
         world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(""))
         let plugged = try await DriveDock(context: context).plugIn(device, drive: drive)
-        #expect(Zpool.importByGUID("42", searchDirectory: "/dev").arguments == ["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"])
+        #expect(
+            Zpool.importByGUID("42", searchDirectory: "/dev").arguments == ["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"])
         let imports = world.runner.calls.filter { $0.arguments.first == "import" }.map(\.arguments)
         #expect(imports == [["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"], ["import", "-R", altroot, "-d", "/dev", "42"]])
         #expect(plugged.drive.place == .dock && plugged.drive.since == FixedClock().now().rfc3339)

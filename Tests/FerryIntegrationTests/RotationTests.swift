@@ -131,11 +131,15 @@ struct RotationTests {
             let seen = try #require(report.peer?.visit.drives)
             #expect(seen.map(\.pool) == [a, b.pool])
             #expect(seen.map(\.place) == [.dock, .offsite])
-            #expect(seen.map { $0.datasets?.map(\.dataset) ?? [] } == Array(repeating: ["laptop/\(world.laptop)/root", "laptop/\(world.laptop)/root/home"], count: 2))
+            #expect(
+                seen.map { $0.datasets?.map(\.dataset) ?? [] }
+                    == Array(repeating: ["laptop/\(world.laptop)/root", "laptop/\(world.laptop)/root/home"], count: 2))
             #expect(seen.map { $0.datasets?.map(\.snapshot) ?? [] } == [[s3, s3], [s3, s3]])
             #expect(seen.map { $0.behind?.packets } == [0, 0])
             let text = try await bed.ferry("spooler", "status")
-            #expect(text.output.contains("drive \(b.pool) (GUID \(seen[1].guid)): offsite since \(seen[1].since!), up to date"), "\(text.output)")
+            #expect(
+                text.output.contains("drive \(b.pool) (GUID \(seen[1].guid)): offsite since \(seen[1].since!), up to date"),
+                "\(text.output)")
         }
     }
 
@@ -377,7 +381,9 @@ struct PulledDriveTests {
             let report = try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8))
             let a = try #require(report.drives?.first { $0.pool == world.drive })
             #expect(a.place == .offsite && a.pulled != nil)
-            #expect(report.warnings.contains { $0.hasPrefix("drive \(world.drive) was pulled without ferry drive eject") }, "\(report.warnings)")
+            #expect(
+                report.warnings.contains { $0.hasPrefix("drive \(world.drive) was pulled without ferry drive eject") }, "\(report.warnings)"
+            )
 
             let plug = try await world.plugIn(world.driveDevice, pool: world.drive)
             #expect(plug.status == 0, "\(plug.error)")
@@ -396,7 +402,9 @@ struct PulledDriveTests {
 }
 
 extension PulledDriveTests {
-    @Test("a real pull mid-receive (the loop device made read-only) suspends the pool; status says so; plug-in resumes it and the receive completes")
+    @Test(
+        "a real pull mid-receive (the loop device made read-only) suspends the pool; status says so; plug-in resumes it and the receive completes"
+    )
     func pulledForReal() async throws {
         try await TestBed.with(handler: .ferryReceive) { bed in
             let world = try await ZFSWorld.make(bed, tag: "u")
@@ -455,7 +463,9 @@ extension PulledDriveTests {
                 try #require(status.status == 0, "\(status.error)")
                 let report = try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8))
                 #expect(report.drives?.first { $0.pool == world.drive }?.pulled != nil)
-                #expect(report.warnings.contains { $0.hasPrefix("drive \(world.drive) was pulled without ferry drive eject") }, "\(report.warnings)")
+                #expect(
+                    report.warnings.contains { $0.hasPrefix("drive \(world.drive) was pulled without ferry drive eject") },
+                    "\(report.warnings)")
 
                 // Plugged in again at the same place.
                 try await bed.sh("/sbin/blockdev", "--setrw", device)

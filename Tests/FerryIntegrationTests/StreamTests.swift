@@ -113,7 +113,9 @@ struct ZFSWorld {
             FerryBinary.path, ["receive", "--config", bed.configPath("backupsvr"), destination],
             environment: ["NNCP_SENDER": try bed.nodeID(sender)], timeout: .seconds(120))
         let result = try await bed.runner.run(command, inputFrom: fd)
-        guard case .exited(let status) = result.status else { throw CommandError(command: command, code: .failed(result.status, stderrTail: "")) }
+        guard case .exited(let status) = result.status else {
+            throw CommandError(command: command, code: .failed(result.status, stderrTail: ""))
+        }
         return Run(status: status, output: result.output, error: String(decoding: result.standardError, as: UTF8.self))
     }
 
@@ -215,7 +217,9 @@ struct StreamTests {
             #expect(try await world.snapshots(root) == s1)
             #expect(world.storedStreams().count == 1)
             let rx = "\(bed.network.spool("backupsvr"))/\(try bed.nodeID("laptop"))/rx"
-            let left = ((try? FileManager.default.contentsOfDirectory(atPath: rx)) ?? []).filter { !$0.hasPrefix(".") && $0 != "hdr" && $0 != "seen" }
+            let left = ((try? FileManager.default.contentsOfDirectory(atPath: rx)) ?? []).filter {
+                !$0.hasPrefix(".") && $0 != "hdr" && $0 != "seen"
+            }
             #expect(left.isEmpty, "the waiting stream is stored, so nncp-toss dropped its packet and will not retry it: \(left)")
 
             try FileManager.default.moveItem(atPath: "\(aside)/\(held[0])", toPath: "\(outgoing)/\(held[0])")

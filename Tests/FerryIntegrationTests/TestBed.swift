@@ -96,7 +96,10 @@ final class TestBed: @unchecked Sendable {
                 .init(name: "laptop", via: ["backupsvr": ["spooler"]]), .init(name: "spooler"),
                 .init(
                     name: "backupsvr",
-                    exec: ["zfsreceive": choice == .script ? [handler] : [FerryBinary.path, "receive", "--config", "\(directory)/backupsvr/ferry.toml"]]),
+                    exec: [
+                        "zfsreceive": choice == .script
+                            ? [handler] : [FerryBinary.path, "receive", "--config", "\(directory)/backupsvr/ferry.toml"]
+                    ]),
             ],
             runner: SubprocessRunner())
         let bed = TestBed(directory: directory, network: network)

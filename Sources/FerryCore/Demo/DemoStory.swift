@@ -84,7 +84,8 @@ public struct DemoStory: Sendable {
     private func tell(scratch: String, loops: inout [LoopDevice], pools: inout [String]) async throws {
         guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true
         else {
-            throw DemoError(problem: "zfs-fuse is not answering (zpool list failed); `make demo` starts it, or run scripts/with-zfs-fuse ferry demo")
+            throw DemoError(
+                problem: "zfs-fuse is not answering (zpool list failed); `make demo` starts it, or run scripts/with-zfs-fuse ferry demo")
         }
         let ferry = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         say("\n1. Three NNCP nodes, made with nncp-cfgnew: laptop, spooler (online) and backupsvr (air-gapped).")
@@ -121,7 +122,8 @@ public struct DemoStory: Sendable {
         say("\n3. Two backup drives for backupsvr's USB dock: ZFS pools on drive-a.img and drive-b.img.")
         var driveDisks: [LoopDevice] = []
         for (index, pool) in drives.enumerated() {
-            let disk = try await LoopDevice.create(image: "\(scratch)/drive-\(index == 0 ? "a" : "b").img", megabytes: 128, ext4Label: nil, runner: runner)
+            let disk = try await LoopDevice.create(
+                image: "\(scratch)/drive-\(index == 0 ? "a" : "b").img", megabytes: 128, ext4Label: nil, runner: runner)
             loops.append(disk)
             pools.append(pool)
             driveDisks.append(disk)
@@ -146,29 +148,37 @@ public struct DemoStory: Sendable {
 
         let lan = scratch + "/lan"
         try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
-        let round = Round(story: self, laptop: laptop, laptopNetwork: network, spooler: spooler, backupsvr: backupsvr, stick: stick, lan: lan)
+        let round = Round(
+            story: self, laptop: laptop, laptopNetwork: network, spooler: spooler, backupsvr: backupsvr, stick: stick, lan: lan)
 
         say("\n6. Round one. The laptop writes files and runs ferry send.")
         try await round.write("round one\n", dataset: "\(laptopPool)/root")
         try await round.send()
         try await round.trip()
-        try await tellDrives(backupsvr, "   Drive A took the stream at the toss; B, offsite, lacks it, so it waits in backupsvr's stream store:")
+        try await tellDrives(
+            backupsvr, "   Drive A took the stream at the toss; B, offsite, lacks it, so it waits in backupsvr's stream store:")
 
         say("\n7. The admin rotates: ferry drive eject \(drives[0]).")
         let ejectA = try await DriveDock(context: backupsvr).eject(drives[0], wait: .seconds(60))
-        say("   Exported with \((ejectA.drive.datasets ?? []).map { "\($0.dataset)@\($0.snapshot)" }.joined(separator: ", ")); safe to remove. Drive A goes offsite.")
+        say(
+            "   Exported with \((ejectA.drive.datasets ?? []).map { "\($0.dataset)@\($0.snapshot)" }.joined(separator: ", ")); safe to remove. Drive A goes offsite."
+        )
 
         say("\n8. Round two, with no drive in the dock.")
         try await round.write("round two\n", dataset: "\(laptopPool)/root")
         try await round.send()
         try await round.trip()
         let store = try StreamStore(stateDir: backupsvr.config.stateDir).size()
-        say("   No drive is here, so backupsvr keeps the streams: \(store.packets) in the store (\(IdentifyReport.humanSize(store.bytes))).")
+        say(
+            "   No drive is here, so backupsvr keeps the streams: \(store.packets) in the store (\(IdentifyReport.humanSize(store.bytes)))."
+        )
 
         say("\n9. Drive B comes back and is plugged into the dock; udev and systemd run ferry handle \(driveDisks[1].devnode).")
         await handle(driveDisks[1].devnode, at: "backupsvr", backupsvr)
         let onB = try await ZFSInventory(runner: runner).snapshots(of: "\(drives[1])/laptop/\(laptopPool)/root")?.map(\.name) ?? []
-        say("   ferry imported it by GUID and applied what it missed, in order: \(drives[1])/laptop/\(laptopPool)/root has \(onB.joined(separator: ", ")).")
+        say(
+            "   ferry imported it by GUID and applied what it missed, in order: \(drives[1])/laptop/\(laptopPool)/root has \(onB.joined(separator: ", "))."
+        )
         try await tellDrives(backupsvr, "   ferry drive list:")
 
         say("\n10. The stick's next trip carries backupsvr's signed journal record back to the spooler.")
@@ -214,15 +224,19 @@ public struct DemoStory: Sendable {
         var lan: String
 
         func write(_ text: String, dataset: String) async throws {
-            let mountpoint = try await story.runner.check(Command(Tool.zfs, ["get", "-H", "-o", "value", "mountpoint", dataset], timeout: .seconds(60)))
-                .output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let mountpoint = try await story.runner.check(
+                Command(Tool.zfs, ["get", "-H", "-o", "value", "mountpoint", dataset], timeout: .seconds(60))
+            )
+            .output.trimmingCharacters(in: .whitespacesAndNewlines)
             try Data(text.utf8).write(to: URL(fileURLWithPath: mountpoint + "/notes.txt"))
         }
 
         func send() async throws {
             let sent = try await SnapshotSender(context: laptop, nncp: try await laptop.nncpConfig()).send([])
             for dataset in sent {
-                story.say("   ferry send: \(dataset.dataset)@\(dataset.queued.joined(separator: ", @")) queued for backupsvr (nncp-exec, via the spooler)")
+                story.say(
+                    "   ferry send: \(dataset.dataset)@\(dataset.queued.joined(separator: ", @")) queued for backupsvr (nncp-exec, via the spooler)"
+                )
             }
             try await story.runner.check(
                 NNCP.xferSend(config: laptopNetwork.config("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))

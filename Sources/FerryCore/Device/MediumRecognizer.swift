@@ -105,7 +105,8 @@ public struct MediumRecognizer: Sendable {
             if let retired = drive.retired {
                 return Recognition(
                     device: device, verdict: .unknown,
-                    reason: "it holds \(drive.pool) (GUID \(drive.guid)), a backup drive retired \(retired); ferry leaves it alone", drive: drive)
+                    reason: "it holds \(drive.pool) (GUID \(drive.guid)), a backup drive retired \(retired); ferry leaves it alone",
+                    drive: drive)
             }
             return Recognition(
                 device: device, verdict: .drive, reason: "enrolled backup drive \(drive.pool) (GUID \(drive.guid))", drive: drive)

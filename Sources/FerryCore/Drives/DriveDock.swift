@@ -54,13 +54,17 @@ public struct DriveDock: Sendable {
         guard label == enrolled.pool else {
             throw NotOursDriveError(
                 devnode: device.devnode,
-                reason: "it holds pool \(printable(label)) with the GUID of enrolled drive \(enrolled.pool) (\(enrolled.guid)); a renamed pool is not imported")
+                reason:
+                    "it holds pool \(printable(label)) with the GUID of enrolled drive \(enrolled.pool) (\(enrolled.guid)); a renamed pool is not imported"
+            )
         }
         let pools = try await inventory.importedPools()
         if let clash = pools.first(where: { $0.name == enrolled.pool && $0.guid != enrolled.guid }) {
             throw NotOursDriveError(
                 devnode: device.devnode,
-                reason: "a pool named \(enrolled.pool) with another GUID (\(clash.guid)) is imported already; ferry will not import \(enrolled.guid) beside it")
+                reason:
+                    "a pool named \(enrolled.pool) with another GUID (\(clash.guid)) is imported already; ferry will not import \(enrolled.guid) beside it"
+            )
         }
         if let mine = pools.first(where: { $0.guid == enrolled.guid }), !mine.isUsable {
             recovered = "it was \(mine.health): pulled without ferry drive eject"
@@ -70,7 +74,8 @@ public struct DriveDock: Sendable {
             let cleared = try await context.runner.run(Zpool.clear(pool: enrolled.pool), input: nil)
             let after = try await inventory.importedPools().first { $0.guid == enrolled.guid }
             if !cleared.status.succeeded || after?.isUsable != true {
-                logger.warning("drive \(enrolled.pool) is still \(after?.health ?? "gone"); exporting what is left of it and importing it again")
+                logger.warning(
+                    "drive \(enrolled.pool) is still \(after?.health ?? "gone"); exporting what is left of it and importing it again")
                 try await exportGone(enrolled.pool)
                 try await importPool(enrolled, device: device)
             }
@@ -108,7 +113,8 @@ public struct DriveDock: Sendable {
         var result = try await context.runner.run(Zpool.importByGUID(drive.guid, searchDirectory: directory), input: nil)
         if !result.status.succeeded, String(decoding: result.standardError, as: UTF8.self).contains("invalid option 'N'") {
             let altroot = context.config.stateDir + "/altroot"
-            try FileManager.default.createDirectory(atPath: altroot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: altroot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             logger.debug("this zpool has no import -N; importing under a private altroot", metadata: ["altroot": "\(altroot)"])
             result = try await context.runner.run(
                 Zpool.importByGUID(drive.guid, searchDirectory: directory, altroot: altroot + "/" + drive.pool), input: nil)
@@ -118,7 +124,8 @@ public struct DriveDock: Sendable {
         }
         let pools = try await inventory.importedPools()
         guard pools.contains(where: { $0.name == drive.pool && $0.guid == drive.guid && $0.isUsable }) else {
-            throw DriveError(subject: drive.pool, problem: "was imported but is not listed as healthy: \(pools.map { "\($0.name) \($0.health)" })")
+            throw DriveError(
+                subject: drive.pool, problem: "was imported but is not listed as healthy: \(pools.map { "\($0.name) \($0.health)" })")
         }
     }
 
@@ -139,7 +146,8 @@ public struct DriveDock: Sendable {
     func exportGone(_ pool: String) async throws {
         let result = try await context.runner.run(Zpool.export(pool: pool, force: true), input: nil)
         guard result.status.succeeded else {
-            throw DriveError(subject: pool, problem: "is faulted and could not be exported (\(result.status)): \(result.errorTail(lines: 2))")
+            throw DriveError(
+                subject: pool, problem: "is faulted and could not be exported (\(result.status)): \(result.errorTail(lines: 2))")
         }
     }
 
@@ -161,7 +169,10 @@ public struct DriveDock: Sendable {
         let pools = try await inventory.importedPools()
         guard let state = pools.first(where: { $0.guid == drive.guid }) else {
             if pools.contains(where: { $0.name == pool }) {
-                throw DriveError(subject: pool, problem: "is imported with another GUID than the enrolled drive's \(drive.guid): it is not that drive; nothing was exported")
+                throw DriveError(
+                    subject: pool,
+                    problem:
+                        "is imported with another GUID than the enrolled drive's \(drive.guid): it is not that drive; nothing was exported")
             }
             throw DriveError(
                 subject: pool,
@@ -172,7 +183,9 @@ public struct DriveDock: Sendable {
         guard state.health != PoolState.suspended else {
             throw DriveError(
                 subject: pool,
-                problem: "was pulled while in use: its pool's I/O is suspended, and an export would hang. Plug it back in (ferry handle resumes it), then eject it")
+                problem:
+                    "was pulled while in use: its pool's I/O is suspended, and an export would hang. Plug it back in (ferry handle resumes it), then eject it"
+            )
         }
         var datasets = drive.datasets ?? []
         var pulled: String?
@@ -182,7 +195,9 @@ public struct DriveDock: Sendable {
             guard result.status.succeeded else {
                 throw DriveError(
                     subject: pool,
-                    problem: "could not be exported (\(result.status)): \(result.errorTail(lines: 2)); is something using a dataset on it? It is still imported: do not remove it")
+                    problem:
+                        "could not be exported (\(result.status)): \(result.errorTail(lines: 2)); is something using a dataset on it? It is still imported: do not remove it"
+                )
             }
         } else {
             logger.warning("drive \(pool) is \(state.health): it was pulled already; exporting what is left of it")
@@ -253,7 +268,8 @@ public struct DriveDock: Sendable {
         guard existing.count <= 1 else {
             throw DriveError(
                 subject: newPool,
-                problem: "holds datasets already (\(existing.dropFirst().prefix(3).joined(separator: ", "))); seed fills an empty drive only")
+                problem:
+                    "holds datasets already (\(existing.dropFirst().prefix(3).joined(separator: ", "))); seed fills an empty drive only")
         }
         let options = await ReceiveOptions.probe(for: present, context: context)
         let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
@@ -367,7 +383,8 @@ public struct DriveDock: Sendable {
                 // plug-in resumes it with zpool clear.
                 logger.warning("drive \(drive.pool) was pulled without ferry drive eject while in use: its pool's I/O is suspended")
             } else if let pool {
-                logger.warning("drive \(drive.pool) is \(pool.health): it was pulled without ferry drive eject; exporting what is left of it")
+                logger.warning(
+                    "drive \(drive.pool) is \(pool.health): it was pulled without ferry drive eject; exporting what is left of it")
                 try await exportGone(pool.name)
             } else {
                 logger.warning("drive \(drive.pool) is not imported: it was pulled without ferry drive eject")

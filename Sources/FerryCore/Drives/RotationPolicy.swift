@@ -33,7 +33,8 @@ public struct RotationPolicy: Sendable {
                 )
             } else if drive.place == .offsite, long {
                 warnings.append(
-                    "drive \(drive.pool) has been offsite since \(drive.since!), more than \(rotateAfter): bring it back to catch up\(behind)")
+                    "drive \(drive.pool) has been offsite since \(drive.since!), more than \(rotateAfter): bring it back to catch up\(behind)"
+                )
             }
         }
         if !active.isEmpty, !active.contains(where: { $0.place == .offsite }) {

@@ -172,7 +172,8 @@ public struct DriveApplier: Sendable {
     public func finish(_ target: String, preparation: Preparation, received: Bool) async throws {
         if let aside = preparation.adoptedContainer {
             if received {
-                for child in try await inventory.datasets(under: aside).dropFirst() where child.dropFirst(aside.count + 1).contains("/") == false {
+                for child in try await inventory.datasets(under: aside).dropFirst()
+                where child.dropFirst(aside.count + 1).contains("/") == false {
                     try await runner.check(Zfs.rename(child, to: target + child.dropFirst(aside.count)))
                 }
                 try await runner.check(Zfs.destroyEmpty(aside))

@@ -37,10 +37,12 @@ public struct ReceivedDatasets: Sendable {
             if all[index].snapshot == stream.header.snapshot {
                 if !all[index].pools.contains(pool) { all[index].pools.append(pool) }
             } else if created >= all[index].created {
-                all[index] = ReceivedDataset(dataset: name, snapshot: stream.header.snapshot, created: created, received: time.rfc3339, pools: [pool])
+                all[index] = ReceivedDataset(
+                    dataset: name, snapshot: stream.header.snapshot, created: created, received: time.rfc3339, pools: [pool])
             }
         } else {
-            all.append(ReceivedDataset(dataset: name, snapshot: stream.header.snapshot, created: created, received: time.rfc3339, pools: [pool]))
+            all.append(
+                ReceivedDataset(dataset: name, snapshot: stream.header.snapshot, created: created, received: time.rfc3339, pools: [pool]))
         }
         all.sort { $0.dataset < $1.dataset }
         try StateFile.write(all, name: Self.fileName, stateDir: stateDir)

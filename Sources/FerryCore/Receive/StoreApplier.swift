@@ -73,7 +73,8 @@ public struct StoreApplier: Sendable {
             progress = false
             let streams = try store.streams().filter { !$0.applied.contains(drive.drive.guid) && !failed.contains($0.id) }
             // Parents before children, then in the order they arrived.
-            for var stream in streams.sorted(by: { ($0.dataset.components.count, $0.received) < ($1.dataset.components.count, $1.received) }) {
+            for var stream in streams.sorted(by: { ($0.dataset.components.count, $0.received) < ($1.dataset.components.count, $1.received) }
+            ) {
                 let pending = streams.filter { $0.id != stream.id }
                 let meta: Logger.Metadata = [
                     "sender": "\(stream.sender)", "dataset": "\(stream.dataset)", "snapshot": "\(printable(stream.header.snapshot))",
@@ -91,7 +92,8 @@ public struct StoreApplier: Sendable {
                     let result = try await context.runner.run(applier.receiveCommand(target), inputFrom: try store.open(stream.id))
                     try await applier.finish(target, preparation: preparation, received: result.status.succeeded)
                     guard result.status.succeeded else {
-                        let line = "zfs receive into \(target)@\(printable(stream.header.snapshot)) failed (\(result.status)): \(result.errorTail())"
+                        let line =
+                            "zfs receive into \(target)@\(printable(stream.header.snapshot)) failed (\(result.status)): \(result.errorTail())"
                         logger.error("\(line); the stream stays in the store", metadata: meta)
                         outcome.failures.append(line)
                         failed.insert(stream.id)

@@ -81,7 +81,8 @@ public struct StreamReceiver: Sendable {
         } catch {
             let drained = StreamPump.drain(input)
             logger.error(
-                "\(error)", metadata: ["sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)"])
+                "\(error)",
+                metadata: ["sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)"])
             throw error
         }
         let meta: Logger.Metadata = ["sender": "\(sender)", "dataset": "\(dataset)", "snapshot": "\(printable(header.snapshot))"]
@@ -110,7 +111,8 @@ public struct StreamReceiver: Sendable {
         let pending = try store.streams()
         let options = await ReceiveOptions.probe(for: present, context: context)
         let applier = DriveApplier(runner: context.runner, options: options, logger: logger)
-        var receivers: [(drive: PresentDrive, preparation: DriveApplier.Preparation, pipe: FileDescriptor, task: Task<CommandResult, Error>)] = []
+        var receivers:
+            [(drive: PresentDrive, preparation: DriveApplier.Preparation, pipe: FileDescriptor, task: Task<CommandResult, Error>)] = []
         for drive in present {
             switch try await applier.readiness(of: header, for: dataset, on: drive, pending: pending) {
             case .holds:
@@ -144,7 +146,8 @@ public struct StreamReceiver: Sendable {
         } else if let error = outcome.storeError {
             failure = ZFSError(problem: "cannot write the stream to \(store.path): \(error); the packet stays queued")
         } else if !header.isEnd(outcome.tail) {
-            failure = ReceiveRefusal(problem: "\(StreamError.truncated(expectedEndOf: header.toName, bytes: outcome.bytes))", keepQueued: false)
+            failure = ReceiveRefusal(
+                problem: "\(StreamError.truncated(expectedEndOf: header.toName, bytes: outcome.bytes))", keepQueued: false)
         }
         for receiver in receivers {
             let target = receiver.drive.target(dataset)

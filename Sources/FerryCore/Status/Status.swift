@@ -94,7 +94,8 @@ public struct Status: Sendable {
         for (holder, dataset) in (datasets ?? []).map({ ("", $0) }) + (peer?.visit.datasets ?? []).map({ ("\(peer!.node): ", $0) }) {
             if let created = Self.date(dataset.created), now.timeIntervalSince(created) > datasetLimit {
                 warnings.append(
-                    "\(holder)the newest snapshot of \(dataset.dataset) is \(dataset.snapshot) of \(dataset.created), older than \(config.status.datasetWarnAfter)")
+                    "\(holder)the newest snapshot of \(dataset.dataset) is \(dataset.snapshot) of \(dataset.created), older than \(config.status.datasetWarnAfter)"
+                )
             }
         }
         var drives: [EnrolledDrive]?
@@ -197,7 +198,8 @@ public struct StatusText {
             }
         }
         if let behind = drive.behind, !drive.isRetired {
-            place += behind.packets == 0 ? ", up to date" : ", \(behind.packets) stream(s) behind (\(IdentifyReport.humanSize(behind.bytes)))"
+            place +=
+                behind.packets == 0 ? ", up to date" : ", \(behind.packets) stream(s) behind (\(IdentifyReport.humanSize(behind.bytes)))"
         }
         var lines = ["drive \(drive.pool) (GUID \(drive.guid)): \(place)"]
         for dataset in drive.datasets ?? [] {

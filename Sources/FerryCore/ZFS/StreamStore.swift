@@ -115,7 +115,9 @@ public final class StreamStore: @unchecked Sendable {
     /// the data reaches the disk before its description does.
     public func commit(_ stream: StoredStream, file: FileDescriptor) throws {
         let part = path + "/" + stream.id + ".zstream.part"
-        guard fsync(file.rawValue) == 0 else { throw ZFSError(problem: "cannot write \(part) to disk: \(String(cString: strerror(errno)))") }
+        guard fsync(file.rawValue) == 0 else {
+            throw ZFSError(problem: "cannot write \(part) to disk: \(String(cString: strerror(errno)))")
+        }
         guard rename(part, path + "/" + stream.id + ".zstream") == 0 else {
             throw ZFSError(problem: "cannot rename \(part): \(String(cString: strerror(errno)))")
         }

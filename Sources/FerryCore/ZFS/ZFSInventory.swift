@@ -130,7 +130,7 @@ public struct ZFSInventory: Sendable {
         return guids.compactMap { name, guid in
             txgs[name].map { SnapshotInfo(name: name, guid: guid, createTXG: $0, creation: creations[name]) }
         }
-            .sorted { $0.createTXG < $1.createTXG }
+        .sorted { $0.createTXG < $1.createTXG }
     }
 
     /// Whether `dataset` exists.
