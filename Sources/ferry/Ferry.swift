@@ -340,8 +340,6 @@ struct DriveRetire: AsyncParsableCommand {
     }
 }
 
-func humanSize(_ bytes: UInt64) -> String { IdentifyReport.humanSize(bytes) }
-
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Tell the whole story on this one machine, in a scratch directory (needs root).")

@@ -170,7 +170,7 @@ public struct DemoStory: Sendable {
         try await round.trip()
         let store = try StreamStore(stateDir: backupsvr.config.stateDir).size()
         say(
-            "   No drive is here, so backupsvr keeps the streams: \(store.packets) in the store (\(IdentifyReport.humanSize(store.bytes)))."
+            "   No drive is here, so backupsvr keeps the streams: \(store.packets) in the store (\(humanSize(store.bytes)))."
         )
 
         say("\n9. Drive B comes back and is plugged into the dock; udev and systemd run ferry handle \(driveDisks[1].devnode).")
@@ -250,7 +250,7 @@ public struct DemoStory: Sendable {
                 await story.handle(stick.devnode, at: host, context)
                 if let report = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: context.config.stateDir) {
                     story.say(
-                        "     received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(IdentifyReport.humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
+                        "     received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
                     )
                 }
             }

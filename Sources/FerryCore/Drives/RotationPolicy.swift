@@ -22,7 +22,7 @@ public struct RotationPolicy: Sendable {
         for drive in active {
             let since = drive.since.flatMap { try? Date($0, strategy: .iso8601) }
             let long = since.map { now.timeIntervalSince($0) > limit } ?? false
-            let behind = drive.behind.map { ", \($0.packets) stream(s) (\(IdentifyReport.humanSize($0.bytes))) behind" } ?? ""
+            let behind = drive.behind.map { ", \($0.packets) stream(s) (\(humanSize($0.bytes))) behind" } ?? ""
             if let pulled = drive.pulled {
                 warnings.append(
                     "drive \(drive.pool) was pulled without ferry drive eject (noticed \(pulled)): plug it back in so ferry checks it and catches it up\(behind)"
@@ -45,7 +45,7 @@ public struct RotationPolicy: Sendable {
         }
         if let diskBytes, diskBytes > 0, store.bytes * 100 > diskBytes * UInt64(storeWarnPercent) {
             warnings.append(
-                "the stream store holds \(IdentifyReport.humanSize(store.bytes)), more than \(storeWarnPercent)% of its disk (\(IdentifyReport.humanSize(diskBytes))): bring the offsite drives back so it can shrink, or retire a drive that will not return"
+                "the stream store holds \(humanSize(store.bytes)), more than \(storeWarnPercent)% of its disk (\(humanSize(diskBytes))): bring the offsite drives back so it can shrink, or retire a drive that will not return"
             )
         }
         return warnings

@@ -279,7 +279,7 @@ public struct StickVisit: Sendable {
         let fresh = packets.filter { !known.contains($0.name) }
         for packet in fresh {
             warn(
-                "packet \(packet.name) (\(IdentifyReport.humanSize(packet.size))) is larger than this stick (\(IdentifyReport.humanSize(total))) and can never cross on it; send such data with nncp-file -chunked, or use a larger stick",
+                "packet \(packet.name) (\(humanSize(packet.size))) is larger than this stick (\(humanSize(total))) and can never cross on it; send such data with nncp-file -chunked, or use a larger stick",
                 &report)
         }
         guard !fresh.isEmpty else { return }

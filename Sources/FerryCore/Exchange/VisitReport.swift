@@ -1,19 +1,5 @@
 import Foundation
 
-public struct PacketCount: Codable, Sendable, Equatable {
-    public var packets = 0
-    public var bytes: UInt64 = 0
-
-    public init(packets: Int = 0, bytes: UInt64 = 0) {
-        self.packets = packets
-        self.bytes = bytes
-    }
-
-    init(_ queued: [QueuedPacket]) {
-        self.init(packets: queued.count, bytes: queued.reduce(0) { $0 + $1.size })
-    }
-}
-
 /// What one toss did: the exec handlers' results arrive with it.
 public struct TossReport: Codable, Sendable, Equatable {
     public var started: String
@@ -76,21 +62,4 @@ public struct ExchangeError: FerryError {
 
     static let interrupted = ExchangeError(
         step: "visit", problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on")
-}
-
-/// The small JSON files ferry keeps in `state-dir`.
-enum StateFile {
-    static func write(_ value: some Encodable, name: String, stateDir: String) throws {
-        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try SafeDirectory(path: stateDir).writeFileAtomically(name, bytes: Array(try encoder.encode(value)), mode: 0o600)
-    }
-
-    static func read<T: Decodable>(_ type: T.Type, name: String, stateDir: String) -> T? {
-        guard let directory = try? SafeDirectory(path: stateDir),
-            let bytes = try? directory.readFile(name, limit: 16 << 20)
-        else { return nil }
-        return try? JSONDecoder().decode(type, from: Data(bytes))
-    }
 }

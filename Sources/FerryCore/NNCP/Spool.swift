@@ -132,3 +132,9 @@ public struct Account: Sendable, Equatable {
         self.gid = entry.pointee.pw_gid
     }
 }
+
+extension PacketCount {
+    init(_ queued: [QueuedPacket]) {
+        self.init(packets: queued.count, bytes: queued.reduce(0) { $0 + $1.size })
+    }
+}

@@ -78,7 +78,7 @@ public struct Status: Sendable {
         }
         for stick in sticks where stick.totalBytes > 0 && Double(stick.freeBytes) < Double(stick.totalBytes) * Self.nearlyFull {
             warnings.append(
-                "stick \(stick.label) (\(stick.uuid)) was nearly full at its last visit: \(IdentifyReport.humanSize(stick.freeBytes)) free")
+                "stick \(stick.label) (\(stick.uuid)) was nearly full at its last visit: \(humanSize(stick.freeBytes)) free")
         }
         let tooBig = StateFile.read([String].self, name: "too-big.json", stateDir: config.stateDir) ?? []
         let stillQueued = Set(
@@ -139,14 +139,14 @@ public struct StatusText {
         if report.queue.isEmpty { lines.append("  nothing queued") }
         for entry in report.queue {
             lines.append(
-                "  \(entry.node.padding(toLength: 12, withPad: " ", startingAt: 0)) nice \(entry.nice)  \(entry.packets) packet(s)  \(IdentifyReport.humanSize(entry.bytes))"
+                "  \(entry.node.padding(toLength: 12, withPad: " ", startingAt: 0)) nice \(entry.nice)  \(entry.packets) packet(s)  \(humanSize(entry.bytes))"
             )
         }
         lines.append("sticks:")
         if report.sticks.isEmpty { lines.append("  none seen yet") }
         for stick in report.sticks {
             lines.append(
-                "  \(stick.label) \(stick.uuid)  last seen \(stick.lastSeen)  \(IdentifyReport.humanSize(stick.freeBytes)) free of \(IdentifyReport.humanSize(stick.totalBytes))"
+                "  \(stick.label) \(stick.uuid)  last seen \(stick.lastSeen)  \(humanSize(stick.freeBytes)) free of \(humanSize(stick.totalBytes))"
             )
         }
         if let visit = report.lastVisit {
@@ -161,12 +161,12 @@ public struct StatusText {
                 "  last visited \(peer.time): received \(visit.received.packets), acknowledged \(visit.acks), pending for \(visit.peer) \(visit.pendingForPeer.packets)"
             )
             if let backlog = visit.receiveBacklog {
-                lines.append("  receive backlog: \(backlog.packets) packet(s), \(IdentifyReport.humanSize(backlog.bytes))")
+                lines.append("  receive backlog: \(backlog.packets) packet(s), \(humanSize(backlog.bytes))")
             }
             for drive in visit.drives ?? [] { lines += Self.lines(drive).map { "  " + $0 } }
             for dataset in visit.datasets ?? [] { lines.append("  " + Self.line(dataset)) }
             if let store = visit.streamStore, store.packets > 0 {
-                lines.append("  stream store: \(store.packets) stream(s), \(IdentifyReport.humanSize(store.bytes))")
+                lines.append("  stream store: \(store.packets) stream(s), \(humanSize(store.bytes))")
             }
             if let toss = visit.lastToss {
                 lines.append("  last toss \(toss.finished): \(toss.succeeded ? "ok" : "with errors (\(toss.errors.count))")")
@@ -175,7 +175,7 @@ public struct StatusText {
         for drive in report.drives ?? [] { lines += Self.lines(drive) }
         for dataset in report.datasets ?? [] { lines.append(Self.line(dataset)) }
         if let store = report.streamStore {
-            lines.append("stream store: \(store.packets) stream(s), \(IdentifyReport.humanSize(store.bytes))")
+            lines.append("stream store: \(store.packets) stream(s), \(humanSize(store.bytes))")
         }
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
@@ -199,7 +199,7 @@ public struct StatusText {
         }
         if let behind = drive.behind, !drive.isRetired {
             place +=
-                behind.packets == 0 ? ", up to date" : ", \(behind.packets) stream(s) behind (\(IdentifyReport.humanSize(behind.bytes)))"
+                behind.packets == 0 ? ", up to date" : ", \(behind.packets) stream(s) behind (\(humanSize(behind.bytes)))"
         }
         var lines = ["drive \(drive.pool) (GUID \(drive.guid)): \(place)"]
         for dataset in drive.datasets ?? [] {
