@@ -88,7 +88,7 @@ struct Toss: AsyncParsableCommand {
             let context = try options.context()
             let nncp = try await context.nncpConfig()
             try await stoppingOnSignals {
-                let report = try await FerryCore.Toss(context: context, nncp: nncp).run()
+                let report = try await TossRun(context: context, nncp: nncp).run()
                 if !report.succeeded { throw ExitCode(ExitStatus.failed.rawValue) }
             }
         }
@@ -365,7 +365,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let context = try options.context()
-            let report = try await FerryCore.Status(context: context, nncp: try await context.nncpConfig()).report()
+            let report = try await StatusReader(context: context, nncp: try await context.nncpConfig()).report()
             if json { try printJSON(report) } else { print(StatusText(report).text) }
         }
     }

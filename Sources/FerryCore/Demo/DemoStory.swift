@@ -185,7 +185,7 @@ public struct DemoStory: Sendable {
         await handle(stick.devnode, at: "backupsvr", backupsvr)
         await handle(stick.devnode, at: "spooler", spooler)
         say("   ferry status at the spooler, which never sees the drives, now reads:")
-        let status = try await Status(context: spooler, nncp: try await spooler.nncpConfig()).report()
+        let status = try await StatusReader(context: spooler, nncp: try await spooler.nncpConfig()).report()
         for line in StatusText(status).text.split(separator: "\n") { say("   | \(line)") }
     }
 

@@ -71,7 +71,7 @@ public struct Handler: Sendable {
         await visit.released(device: device, report: report)
         lock = nil
         if context.config.role == .backupsvr {
-            await Toss(context: context, nncp: nncp).launchAfterVisit()
+            await TossRun(context: context, nncp: nncp).launchAfterVisit()
         }
         withExtendedLifetime(lock) {}
         return recognition

@@ -17,7 +17,7 @@ public struct StickVisit: Sendable {
     }
 
     private var config: FerryConfig { context.config }
-    private var progress: Progress { Progress(logger: context.logger) }
+    private var progress: VisitProgress { VisitProgress(logger: context.logger) }
 
     /// Runs the exchange on the stick mounted read-write at `root`, whose
     /// identity was verified on this same mount. The caller holds the spool
@@ -31,7 +31,7 @@ public struct StickVisit: Sendable {
         var report = VisitReport(
             role: config.role.rawValue, node: nncp.selfName, peer: peer.name,
             stick: "\(identity.label) \(identity.uuid)", started: context.clock.now().rfc3339)
-        report.lastToss = StateFile.read(TossReport.self, name: Toss.reportFile, stateDir: config.stateDir)
+        report.lastToss = StateFile.read(TossReport.self, name: TossRun.reportFile, stateDir: config.stateDir)
         do {
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
             let owner = config.nncpUser.isEmpty ? nil : Account(name: config.nncpUser)

@@ -4,7 +4,7 @@ import Logging
 /// nncp-toss on this host's spool: it applies what arrived. At backupsvr it
 /// runs `ferry receive` for every stream, which can take hours, so it runs
 /// after the stick is out, where pulling the stick cannot stop it.
-public struct Toss: Sendable {
+public struct TossRun: Sendable {
     public static let reportFile = "last-toss.json"
     /// The unit that runs `ferry toss` outside the device-bound visit.
     public static let unit = "ferry-toss.service"
@@ -45,7 +45,7 @@ public struct Toss: Sendable {
         let lock = try await HostLock.acquire(.spool, stateDir: context.config.stateDir, logger: context.logger)
         defer { withExtendedLifetime(lock) {} }
         let started = context.clock.now().rfc3339
-        Progress(logger: context.logger).step("tossing: applying what arrived")
+        VisitProgress(logger: context.logger).step("tossing: applying what arrived")
         let result = try await context.runner.run(NNCP.toss(config: nncp.path, timeout: nil).asUser(context.config.nncpUser), input: nil)
         let errors = String(decoding: result.standardError + result.standardOutput, as: UTF8.self)
             .split(separator: "\n").filter { $0.contains("ERROR") }.map { printable(String($0), limit: 300) }

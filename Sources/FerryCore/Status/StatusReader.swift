@@ -31,7 +31,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
 
 /// Builds the status of this host from its spool and `state-dir`; no stick
 /// needs to be present.
-public struct Status: Sendable {
+public struct StatusReader: Sendable {
     public var context: FerryContext
     public var nncp: NNCPConfig
     /// A stick with less than this share free is nearly full.

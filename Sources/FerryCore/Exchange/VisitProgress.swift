@@ -7,7 +7,7 @@ import Logging
 
 /// Tells people how a visit goes: a log line per step, and under systemd a
 /// `STATUS=` line (sd_notify) that `systemctl status` shows.
-public struct Progress: Sendable {
+public struct VisitProgress: Sendable {
     public var logger: Logger
 
     public init(logger: Logger) {
