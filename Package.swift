@@ -33,10 +33,14 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        // `ferry demo` and the integration tests' test bed: pools, loop
+        // devices and NNCP nodes made from nothing, kept out of FerryCore.
+        .target(name: "FerryDemo", dependencies: ["FerryCore", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "ferry",
             dependencies: [
                 "FerryCore",
+                "FerryDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -45,10 +49,10 @@ let package = Package(
         .testTarget(
             name: "FerryCoreTests",
             dependencies: [
-                "FerryCore", .product(name: "Crypto", package: "swift-crypto"),
+                "FerryCore", "FerryDemo", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore", "ferry"]),
+        .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore", "FerryDemo", "ferry"]),
     ]
 )

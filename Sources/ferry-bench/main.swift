@@ -37,9 +37,14 @@ func journalBenchmark(nncpConfig: String, directory: String) async throws {
         let journal = try JournalReader.verify(directory: ferry, nncp: nncp)
         times.append(milliseconds(clock.now - start))
         records = journal.records.count
-        guard journal.isClean else { throw DemoError(problem: "the benchmark journal does not verify: \(journal.problems[0])") }
+        guard journal.isClean else { throw BenchError(problem: "the benchmark journal does not verify: \(journal.problems[0])") }
     }
     print(String(format: "journal verify of %d KiB (%d records), median of 11: %.1f ms", size >> 10, records, median(times)))
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var problem: String
+    var description: String { problem }
 }
 
 let arguments = CommandLine.arguments

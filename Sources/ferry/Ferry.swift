@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryDemo
 import Foundation
 import Logging
 

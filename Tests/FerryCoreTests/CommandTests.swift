@@ -1,3 +1,4 @@
+import FerryDemo
 import Testing
 
 @testable import FerryCore
@@ -23,6 +24,20 @@ struct CommandTests {
         #expect(command.executable == "/usr/sbin/runuser")
         #expect(command.arguments == ["-u", "nncp", "--", "/usr/bin/nncp-cfgnew", "-nocomments"])
         #expect(NNCP.cfgnew().asUser("") == NNCP.cfgnew())
+    }
+
+    @Test("the demo's and the test bed's own commands, in FerryDemo")
+    func demoArgv() {
+        #expect(Zpool.probe().description == "/usr/sbin/zpool list -H")
+        #expect(
+            Zpool.create(pool: "p", device: "/dev/loop3", altroot: "/tmp/r").description
+                == "/usr/sbin/zpool create -f -R /tmp/r p /dev/loop3")
+        #expect(Zpool.destroy(pool: "p").description == "/usr/sbin/zpool destroy -f p")
+        #expect(Zfs.create("p/root").description == "/usr/sbin/zfs create p/root")
+        #expect(Zfs.mountpoint(of: "p/root").description == "/usr/sbin/zfs get -H -o value mountpoint p/root")
+        #expect(LoopSetup.attach(image: "/tmp/a.img").description == "/usr/sbin/losetup --find --show /tmp/a.img")
+        #expect(LoopSetup.detach(device: "/dev/loop3").description == "/usr/sbin/losetup --detach /dev/loop3")
+        #expect(LoopSetup.makeExt4(image: "/tmp/a.img", label: "FERRY-1").description == "/usr/sbin/mkfs.ext4 -q -F -L FERRY-1 /tmp/a.img")
     }
 
     @Test("a command prints as a shell would read it")

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryDemo
 import Foundation
 import Testing
 
@@ -15,10 +16,7 @@ enum Requirements {
     static func tool(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) }
 
     static var zfsAnswers: Bool {
-        get async {
-            let result = try? await SubprocessRunner().run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(20)), input: nil)
-            return result?.status.succeeded == true
-        }
+        get async { await ScratchPools.zfsAnswers(runner: SubprocessRunner()) }
     }
 }
 
@@ -136,11 +134,7 @@ final class TestBed: @unchecked Sendable {
     /// What the laptop queued reaches the spooler through a directory
     /// (nncp-xfer), and is tossed there into the queue for backupsvr.
     func carryToSpooler() async throws {
-        let directory = self.directory + "/lan"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try await sh(Tool.nncpXfer, "-cfg", network.config("laptop"), "-noprogress", "-tx", "-mkdir", "-node", "spooler", directory)
-        try await sh(Tool.nncpXfer, "-cfg", network.config("spooler"), "-noprogress", "-rx", directory)
-        try await sh(Tool.nncpToss, "-cfg", network.config("spooler"), "-noprogress", "-seen")
+        try await network.carry(from: "laptop", to: "spooler", through: directory + "/lan", runner: runner)
     }
 
     /// What the spooler still keeps queued for backupsvr.
@@ -234,20 +228,10 @@ final class TestBed: @unchecked Sendable {
         try Data(contentsOf: URL(fileURLWithPath: loop.image))
     }
 
-    /// Destroys `pool` if it is imported; nil when it is gone. A pool can
-    /// be busy for a moment after its last use (a clone just unmounted, a
-    /// child of a killed ferry finishing).
+    /// Destroys `pool` if it is imported; nil when it is gone.
     @discardableResult
     func destroyPool(_ pool: String) async -> String? {
-        for attempt in 1...5 {
-            let result = try? await runner.run(Zpool.destroy(pool: pool), input: nil)
-            if result?.status.succeeded == true { return nil }
-            // A create that failed halfway may have left no pool at all.
-            if (try? await runner.run(Zpool.guid(pool: pool), input: nil))?.status.succeeded == false { return nil }
-            if attempt == 5 { return "could not destroy pool \(pool): \(result?.errorTail() ?? "zpool did not run")" }
-            try? await Task.sleep(for: .seconds(1))
-        }
-        return nil
+        await ScratchPools.destroy(pool, runner: runner)
     }
 
     private func tearDown() async {
@@ -259,7 +243,8 @@ final class TestBed: @unchecked Sendable {
             }
         }
         for pool in pools {
-            if let problem = await destroyPool(pool) { print("TestBed: \(problem)") }
+            // A pool left behind would fail later runs, which reuse names.
+            if let problem = await destroyPool(pool) { Issue.record("TestBed leaked a pool: \(problem)") }
         }
         for loop in loops.reversed() {
             try? await loop.detach(runner: runner)

@@ -2,7 +2,6 @@
 /// under systemd and in NNCP exec handlers there is no PATH to rely on.
 public enum Tool {
     public static let nncpCfgdir = "/usr/bin/nncp-cfgdir"
-    public static let nncpCfgnew = "/usr/bin/nncp-cfgnew"
     public static let nncpXfer = "/usr/bin/nncp-xfer"
     public static let nncpToss = "/usr/bin/nncp-toss"
     public static let nncpAck = "/usr/bin/nncp-ack"
@@ -13,9 +12,6 @@ public enum Tool {
     public static let zpool = "/usr/sbin/zpool"
     public static let zfs = "/usr/sbin/zfs"
     public static let runuser = "/usr/sbin/runuser"
-    public static let losetup = "/usr/sbin/losetup"
-    public static let mkfsExt4 = "/usr/sbin/mkfs.ext4"
-    public static let truncate = "/usr/bin/truncate"
 }
 
 /// NNCP's own tools.
@@ -67,11 +63,6 @@ public enum NNCP {
     /// Queues standard input for `handle` on `node` (the laptop side).
     public static func exec(config: String, nice: String, node: String, handle: String, arguments: [String]) -> Command {
         Command(Tool.nncpExec, ["-cfg", config, "-noprogress", "-nice", nice, node, handle] + arguments)
-    }
-
-    /// Makes a new node: a config with fresh keys, on standard output.
-    public static func cfgnew() -> Command {
-        Command(Tool.nncpCfgnew, ["-nocomments"], timeout: .seconds(30))
     }
 }
 
@@ -168,11 +159,6 @@ public enum Zpool {
         Command(Tool.zpool, ["list", "-H", "-o", "guid", pool], timeout: .seconds(60))
     }
 
-    /// Creates a pool on one device, mounted under `altroot`.
-    public static func create(pool: String, device: String, altroot: String) -> Command {
-        Command(Tool.zpool, ["create", "-f", "-R", altroot, pool, device], timeout: .seconds(120))
-    }
-
     /// Exports `pool`; `force` for a pool whose device is gone.
     public static func export(pool: String, force: Bool = false) -> Command {
         Command(Tool.zpool, ["export"] + (force ? ["-f"] : []) + [pool], timeout: .seconds(300))
@@ -195,10 +181,6 @@ public enum Zpool {
         let mounting = altroot.map { ["-R", $0] } ?? ["-N", "-o", "cachefile=none"]
         return Command(Tool.zpool, ["import"] + mounting + ["-d", searchDirectory, guid], timeout: .seconds(300))
     }
-
-    public static func destroy(pool: String) -> Command {
-        Command(Tool.zpool, ["destroy", "-f", pool], timeout: .seconds(300))
-    }
 }
 
 /// systemd, where it runs.
@@ -206,21 +188,6 @@ public enum Systemctl {
     /// Starts `unit` and returns at once: the late toss outlives the visit.
     public static func startNoBlock(_ unit: String) -> Command {
         Command(Tool.systemctl, ["start", "--no-block", unit], timeout: .seconds(30))
-    }
-}
-
-/// Loop devices and scratch filesystems for `ferry demo` and the tests.
-public enum LoopSetup {
-    public static func attach(image: String) -> Command {
-        Command(Tool.losetup, ["--find", "--show", image], timeout: .seconds(30))
-    }
-
-    public static func detach(device: String) -> Command {
-        Command(Tool.losetup, ["--detach", device], timeout: .seconds(30))
-    }
-
-    public static func makeExt4(image: String, label: String) -> Command {
-        Command(Tool.mkfsExt4, ["-q", "-F", "-L", label, image], timeout: .seconds(60))
     }
 }
 

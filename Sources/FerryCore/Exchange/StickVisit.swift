@@ -65,7 +65,7 @@ public struct StickVisit: Sendable {
         } catch is CancellationError {
             throw ExchangeError.interrupted
         }
-        try StateFile.write(report, name: "last-visit.json", stateDir: config.stateDir)
+        try StateFile.write(report, name: VisitReport.fileName, stateDir: config.stateDir)
         return report
     }
 

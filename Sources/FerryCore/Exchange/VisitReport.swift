@@ -13,6 +13,14 @@ public struct TossReport: Codable, Sendable, Equatable {
 /// What one visit of a stick did, and what this host knows afterwards.
 /// It is kept as `state-dir/last-visit.json`; the journal carries it.
 public struct VisitReport: Codable, Sendable, Equatable {
+    /// This host's last visit, in `state-dir`.
+    public static let fileName = "last-visit.json"
+
+    /// This host's last visit's report, if there is one.
+    public static func last(stateDir: String) -> VisitReport? {
+        StateFile.read(VisitReport.self, name: fileName, stateDir: stateDir)
+    }
+
     public var role: String
     public var node: String
     public var peer: String

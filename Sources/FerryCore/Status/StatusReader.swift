@@ -58,7 +58,7 @@ public struct StatusReader: Sendable {
         }
         queue.sort { ($0.node, $0.nice) < ($1.node, $1.nice) }
 
-        let lastVisit = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: config.stateDir)
+        let lastVisit = VisitReport.last(stateDir: config.stateDir)
         let peer = StateFile.read(PeerState.self, name: VisitJournal.peerStateFile, stateDir: config.stateDir)
         let sticks = KnownSticks(stateDir: config.stateDir).load()
         if config.role != .laptop {

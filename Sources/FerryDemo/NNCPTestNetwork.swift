@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 
 /// A set of NNCP nodes on one machine that know each other's keys: the test
@@ -70,5 +71,15 @@ public struct NNCPTestNetwork: Sendable {
             configs[node.name] = path
         }
         return NNCPTestNetwork(directory: directory, configs: configs)
+    }
+
+    /// Carries what `sender` queued for `receiver` through the directory
+    /// `lan` (nncp-xfer out, then in), and tosses it at `receiver`: the LAN
+    /// between the laptop and the spooler.
+    public func carry(from sender: String, to receiver: String, through lan: String, runner: any CommandRunner) async throws {
+        try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
+        try await runner.check(NNCP.xferSend(config: config(sender), directory: lan, node: receiver, keep: false, timeout: .seconds(60)))
+        try await runner.check(NNCP.xferReceive(config: config(receiver), directory: lan, timeout: .seconds(60)))
+        try await runner.check(NNCP.toss(config: config(receiver), timeout: .seconds(60)))
     }
 }

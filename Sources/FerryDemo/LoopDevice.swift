@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 
 /// A disk image attached to a loop device: a real block device for the demo

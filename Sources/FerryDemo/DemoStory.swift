@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 import Logging
 
@@ -50,11 +51,7 @@ public struct DemoStory: Sendable {
     /// and detaches its loop devices.
     private func cleanUp(scratch: String, loops: [LoopDevice], pools: [String]) async {
         for pool in pools.reversed() {
-            for _ in 1...5 {
-                guard (try? await runner.run(Zpool.guid(pool: pool), input: nil))?.status.succeeded == true else { break }
-                if (try? await runner.run(Zpool.destroy(pool: pool), input: nil))?.status.succeeded == true { break }
-                try? await Task.sleep(for: .seconds(1))
-            }
+            if let problem = await ScratchPools.destroy(pool, runner: runner) { say("ferry demo: \(problem)") }
         }
         for loop in loops.reversed() {
             try? await loop.detach(runner: runner)
@@ -82,8 +79,7 @@ public struct DemoStory: Sendable {
     }
 
     private func tell(scratch: String, loops: inout [LoopDevice], pools: inout [String]) async throws {
-        guard (try? await runner.run(Command(Tool.zpool, ["list", "-H"], timeout: .seconds(10)), input: nil))?.status.succeeded == true
-        else {
+        guard await ScratchPools.zfsAnswers(runner: runner) else {
             throw DemoError(
                 problem: "zfs-fuse is not answering (zpool list failed); `make demo` starts it, or run scripts/with-zfs-fuse ferry demo")
         }
@@ -109,7 +105,7 @@ public struct DemoStory: Sendable {
         pools.append(laptopPool)
         try await runner.check(Zpool.create(pool: laptopPool, device: laptopDisk.devnode, altroot: "\(scratch)/laptop/altroot"))
         for dataset in ["root", "root/home"] {
-            try await runner.check(Command(Tool.zfs, ["create", "\(laptopPool)/\(dataset)"], timeout: .seconds(60)))
+            try await runner.check(Zfs.create("\(laptopPool)/\(dataset)"))
         }
         let laptop = try context(
             .laptop, nncpConfig: network.config("laptop"), scratch: scratch,
@@ -224,10 +220,8 @@ public struct DemoStory: Sendable {
         var lan: String
 
         func write(_ text: String, dataset: String) async throws {
-            let mountpoint = try await story.runner.check(
-                Command(Tool.zfs, ["get", "-H", "-o", "value", "mountpoint", dataset], timeout: .seconds(60))
-            )
-            .output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let mountpoint = try await story.runner.check(Zfs.mountpoint(of: dataset)).output.trimmingCharacters(
+                in: .whitespacesAndNewlines)
             try Data(text.utf8).write(to: URL(fileURLWithPath: mountpoint + "/notes.txt"))
         }
 
@@ -238,17 +232,14 @@ public struct DemoStory: Sendable {
                     "   ferry send: \(dataset.dataset)@\(dataset.queued.joined(separator: ", @")) queued for backupsvr (nncp-exec, via the spooler)"
                 )
             }
-            try await story.runner.check(
-                NNCP.xferSend(config: laptopNetwork.config("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
-            try await story.runner.check(NNCP.xferReceive(config: laptopNetwork.config("spooler"), directory: lan, timeout: .seconds(60)))
-            try await story.runner.check(NNCP.toss(config: laptopNetwork.config("spooler"), timeout: .seconds(60)))
+            try await laptopNetwork.carry(from: "laptop", to: "spooler", through: lan, runner: story.runner)
             story.say("   Over the LAN the packets reach the spooler, which holds them encrypted for backupsvr: it cannot read them.")
         }
 
         func trip() async throws {
             for (host, context) in [("spooler", spooler), ("backupsvr", backupsvr)] {
                 await story.handle(stick.devnode, at: host, context)
-                if let report = StateFile.read(VisitReport.self, name: "last-visit.json", stateDir: context.config.stateDir) {
+                if let report = VisitReport.last(stateDir: context.config.stateDir) {
                     story.say(
                         "     received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
                     )
