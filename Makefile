@@ -39,8 +39,9 @@ build: deps
 # Tests are built first, without zfs-fuse; only the run needs the daemon.
 # with-zfs-fuse exits with the status of `swift test`. The integration
 # suites share one machine's loop devices, udev database and zfs-fuse, so
-# they run one at a time.
+# they run one at a time. Formatting is checked first: it takes a second.
 test: deps
+	$(SWIFT) format lint --strict -r Sources Tests
 	$(SWIFT) build --build-tests
 	scripts/with-zfs-fuse $(SWIFT) test --skip-build --no-parallel
 
