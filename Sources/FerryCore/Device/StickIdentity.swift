@@ -32,7 +32,7 @@ public struct StickIdentity: Codable, Sendable, Equatable {
             version: 1, uuid: device.filesystem.uuid ?? "", label: device.filesystem.label ?? "",
             enroller: nncp.selfID, enrollerName: nncp.selfName, enrolled: date.rfc3339, sig: nil)
         let signature = try nncp.sign(identity.signedBytes())
-        identity.sig = signature.map { String(format: "%02x", $0) }.joined()
+        identity.sig = Hex.encode(signature)
         return identity
     }
 
@@ -74,7 +74,7 @@ public struct StickIdentity: Codable, Sendable, Equatable {
         guard enroller == nncp.selfID || enrollerNode.name == peer else {
             throw IdentityError(path: path, problem: "was enrolled by \(enrollerNode.name), which is neither this node nor its peer")
         }
-        guard let sig, let signature = Self.hexBytes(sig), signature.count == 64,
+        guard let sig, let signature = Hex.decode(sig), signature.count == 64,
             let message = try? signedBytes(),
             enrollerNode.isValidSignature(signature, for: message)
         else {
@@ -88,18 +88,6 @@ public struct StickIdentity: Codable, Sendable, Equatable {
             )
         }
         return enrollerNode
-    }
-
-    private static func hexBytes(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
     }
 }
 

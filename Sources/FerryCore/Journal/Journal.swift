@@ -22,20 +22,9 @@ public enum Journal {
     public static let seqLimit = 1 << 53
     static let domain = Array("ferry journal v1\n".utf8)
     static let sigPrefix = Array(#","sig":""#.utf8)
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            text.append(hexDigits[Int(byte >> 4)])
-            text.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
 
     static func sha256(_ bytes: some DataProtocol) -> String {
-        hex(SHA256.hash(data: bytes))
+        Hex.encode(SHA256.hash(data: bytes))
     }
 
     /// Splits a line into the bytes its signature covers and the signature,
@@ -47,23 +36,8 @@ public enum Journal {
         guard line[start..<start + sigPrefix.count].elementsEqual(sigPrefix),
             line[line.endIndex - 2] == UInt8(ascii: "\"")
         else { return nil }
-        let hexDigits = line[(start + sigPrefix.count)..<(line.endIndex - 2)]
-        var signature: [UInt8] = []
-        signature.reserveCapacity(64)
-        var iterator = hexDigits.makeIterator()
-        while let high = iterator.next(), let low = iterator.next() {
-            guard let h = hexValue(high), let l = hexValue(low) else { return nil }
-            signature.append(h << 4 | l)
-        }
+        guard let signature = Hex.decode(line[(start + sigPrefix.count)..<(line.endIndex - 2)]) else { return nil }
         return (domain + line[line.startIndex..<start] + [UInt8(ascii: "}")], signature)
-    }
-
-    private static func hexValue(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-        default: nil
-        }
     }
 }
 

@@ -61,7 +61,7 @@ public struct JournalWriter: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let unsigned = Array(try encoder.encode(record))
         let signature = try nncp.sign(Journal.domain + unsigned)
-        return unsigned.dropLast() + Journal.sigPrefix + Array(Journal.hex(signature).utf8) + Array("\"}".utf8)
+        return unsigned.dropLast() + Journal.sigPrefix + Array(Hex.encode(signature).utf8) + Array("\"}".utf8)
     }
 
     /// Where the line ending before `end` starts: just after the newline
@@ -207,5 +207,5 @@ struct SHA256Stream {
 
     mutating func update(_ bytes: ArraySlice<UInt8>) { hasher.update(data: bytes) }
 
-    func finish() -> String { Journal.hex(hasher.finalize()) }
+    func finish() -> String { Hex.encode(hasher.finalize()) }
 }

@@ -155,7 +155,7 @@ public struct DriveApplier: Sendable {
         // child that arrived first, or a full receive cut short.
         let container = try await inventory.properties([Self.containerProperty], of: [target]).first { $0.source == "local" }
         if container?.value == "on" {
-            let aside = target + "-ferry-" + StoredStream.hex(header.toGUID)
+            let aside = target + "-ferry-" + Hex.encode(header.toGUID)
             try await runner.check(Zfs.rename(target, to: aside))
             preparation.adoptedContainer = aside
         } else if try await inventory.datasets(under: target).count == 1 {

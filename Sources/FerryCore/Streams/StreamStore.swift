@@ -20,12 +20,7 @@ public struct StoredStream: Sendable, Equatable, Codable {
     public var applied: [String]
 
     public static func id(for header: StreamHeader) -> String {
-        hex(header.toGUID) + "-" + hex(header.fromGUID)
-    }
-
-    static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        Hex.encode(header.toGUID) + "-" + Hex.encode(header.fromGUID)
     }
 }
 
