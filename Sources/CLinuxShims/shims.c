@@ -10,3 +10,5 @@ int ferry_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int ferry_start_writeback(int fd, long long offset, long long length) {
     return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
 }
+
+int ferry_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

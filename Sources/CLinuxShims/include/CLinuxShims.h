@@ -14,4 +14,7 @@ int ferry_pipe_cloexec(int fds[2]);
 /// out without waiting, so that the final fsync of a large file is short.
 int ferry_start_writeback(int fd, long long offset, long long length);
 
+/// fcntl(2) F_SETPIPE_SZ: asks for a pipe buffer of `size` bytes.
+int ferry_set_pipe_size(int fd, int size);
+
 #endif

@@ -124,8 +124,8 @@ public func makePipe() throws(Errno) -> (read: FileDescriptor, write: FileDescri
     var fds: [Int32] = [-1, -1]
     let result = fds.withUnsafeMutableBufferPointer { ferry_pipe_cloexec($0.baseAddress!) }
     guard result == 0 else { throw Errno(rawValue: errno) }
-    // A 1 MiB pipe (F_SETPIPE_SZ) instead of 64 KiB: a stream moves in fewer,
-    // larger steps. Where the system allows less, the default stays.
-    _ = fcntl(fds[1], 1031, Int32(1 << 20))
+    // A 1 MiB pipe instead of 64 KiB: a stream moves in fewer, larger
+    // steps. Where the system allows less, the default stays.
+    _ = ferry_set_pipe_size(fds[1], 1 << 20)
     return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
 }

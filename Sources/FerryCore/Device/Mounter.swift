@@ -32,7 +32,7 @@ public struct MountError: FerryError {
 public struct LinuxMounter: Mounter {
     /// MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW: nothing on a stick
     /// runs, nothing is a device, and no symlink on it is followed.
-    static let safeFlags: UInt = UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | 256
+    static let safeFlags: UInt = UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | UInt(MS_NOSYMFOLLOW)
 
     public init() {}
 

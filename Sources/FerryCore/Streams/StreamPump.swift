@@ -41,16 +41,7 @@ public struct StreamPump: Sendable {
     /// Reads exactly `count` bytes, or fewer at the end of the input.
     public static func readPrefix(_ input: FileDescriptor, count: Int) throws(Errno) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let step = bytes.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress! + filled, count - filled) }
-            if step < 0 {
-                if errno == EINTR { continue }
-                throw Errno(rawValue: errno)
-            }
-            if step == 0 { break }
-            filled += step
-        }
+        let filled = try readFully(input.rawValue, into: &bytes)
         return Array(bytes[..<filled])
     }
 
@@ -89,10 +80,11 @@ public struct StreamPump: Sendable {
                 chunk = pending[...]
                 pending = []
             } else {
-                let count = buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, Self.chunkSize) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    outcome.readError = Errno(rawValue: errno)
+                let count: Int
+                do {
+                    count = try retryingEINTR { buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, Self.chunkSize) } }
+                } catch {
+                    outcome.readError = error
                     return outcome
                 }
                 if count == 0 { return outcome }

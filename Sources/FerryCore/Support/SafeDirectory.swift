@@ -30,34 +30,6 @@ public struct FileAccessError: FerryError {
     }
 }
 
-/// Retries a system call that failed with EINTR, and turns -1 into `Errno`.
-@discardableResult
-func retryingEINTR(_ call: () -> Int32) throws(Errno) -> Int32 {
-    while true {
-        let result = call()
-        if result != -1 { return result }
-        let error = Errno(rawValue: errno)
-        if error != .interrupted { throw error }
-    }
-}
-
-/// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
-func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(Errno) {
-    let failure: Errno? = bytes.withUnsafeBytes { buffer in
-        var written = 0
-        while written < buffer.count {
-            let step = write(fd, buffer.baseAddress! + written, buffer.count - written)
-            if step < 0 {
-                if errno == EINTR { continue }
-                return Errno(rawValue: errno)
-            }
-            written += step
-        }
-        return nil
-    }
-    if let failure { throw failure }
-}
-
 /// An open directory on a medium that is not trusted.
 ///
 /// Every name is resolved relative to this directory's descriptor with
@@ -169,17 +141,11 @@ public final class SafeDirectory: @unchecked Sendable {
         // Room for what fstat says plus one byte, to notice a file that grows
         // past its size (or the limit) while it is read.
         var bytes = [UInt8](repeating: 0, count: min(limit, Int(info.st_size)) + 1)
-        var filled = 0
-        while filled < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { buffer in
-                read(file, buffer.baseAddress! + filled, buffer.count - filled)
-            }
-            if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FileAccessError(path: full, code: .system(Errno(rawValue: errno)))
-            }
-            filled += count
+        let filled: Int
+        do {
+            filled = try readFully(file, into: &bytes)
+        } catch {
+            throw FileAccessError(path: full, code: .system(error))
         }
         guard filled < bytes.count, filled <= limit else {
             throw FileAccessError(path: full, code: .tooLarge(limit: limit))
@@ -208,7 +174,7 @@ public final class SafeDirectory: @unchecked Sendable {
             try writeAll(file, bytes[...])
             try retryingEINTR { fsync(file) }
             isOpen = false
-            try retryingEINTR { close(file) }
+            try closeOnce(file)
             try retryingEINTR { renameat(fd, temporary, fd, name) }
             try retryingEINTR { fsync(fd) }
         } catch {
@@ -350,17 +316,13 @@ extension SafeDirectory {
         do throws(Errno) {
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw Errno(rawValue: errno)
-                }
+                let count = try retryingEINTR { buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) } }
                 if count == 0 { break }
                 try writeAll(output, buffer[..<count])
             }
             try retryingEINTR { fsync(output) }
             isOpen = false
-            try retryingEINTR { close(output) }
+            try closeOnce(output)
             try retryingEINTR { renameat(fd, temporary, fd, name) }
         } catch {
             if isOpen { close(output) }

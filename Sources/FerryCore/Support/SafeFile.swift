@@ -32,17 +32,12 @@ public final class SafeFile: @unchecked Sendable {
     /// Up to `count` bytes from `offset`.
     public func read(at offset: Int, count: Int) throws(FileAccessError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let step = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, count - filled, off_t(offset + filled)) }
-            if step < 0 {
-                if errno == EINTR { continue }
-                throw fail(Errno(rawValue: errno))
-            }
-            if step == 0 { break }
-            filled += step
+        do {
+            let filled = try readFully(fd, into: &bytes, offset: offset)
+            return Array(bytes[..<filled])
+        } catch {
+            throw fail(error)
         }
-        return Array(bytes[..<filled])
     }
 
     /// Writes all of `bytes` at the end (the file is open for appending).
