@@ -73,17 +73,15 @@ public struct DriveRegistry: Sendable {
         self.stateDir = stateDir
     }
 
-    public var path: String { stateDir + "/" + Self.fileName }
+    var file: StateFile<[EnrolledDrive]> { StateFile(Self.fileName, stateDir: stateDir) }
+    public var path: String { file.path }
 
     public func load() throws -> [EnrolledDrive] {
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
         do {
-            let directory = try SafeDirectory(path: stateDir)
-            let bytes = try directory.readFile(Self.fileName, limit: 1 << 20)
-            return try JSONDecoder().decode([EnrolledDrive].self, from: Data(bytes))
-        } catch let error as FileAccessError {
+            return try file.load() ?? []
+        } catch .unreadable(let error) {
             throw DriveError(subject: path, problem: "cannot be read: \(error)")
-        } catch {
+        } catch .damaged {
             throw DriveError(subject: path, problem: "is damaged (not a list of drives); restore it or enroll the drives again")
         }
     }
@@ -141,9 +139,6 @@ public struct DriveRegistry: Sendable {
     }
 
     private func save(_ drives: [EnrolledDrive]) throws {
-        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try SafeDirectory(path: stateDir).writeFileAtomically(Self.fileName, bytes: Array(try encoder.encode(drives)), mode: 0o600)
+        try file.write(drives)
     }
 }

@@ -31,7 +31,7 @@ public struct StickVisit: Sendable {
         var report = VisitReport(
             role: config.role.rawValue, node: nncp.selfName, peer: peer.name,
             stick: "\(identity.label) \(identity.uuid)", started: context.clock.now().rfc3339)
-        report.lastToss = StateFile.read(TossReport.self, name: TossRun.reportFile, stateDir: config.stateDir)
+        report.lastToss = StateFile<TossReport>(TossRun.reportFile, stateDir: config.stateDir).read()
         do {
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
             let owner = config.nncpUser.isEmpty ? nil : Account(name: config.nncpUser)
@@ -65,7 +65,7 @@ public struct StickVisit: Sendable {
         } catch is CancellationError {
             throw ExchangeError.interrupted
         }
-        try StateFile.write(report, name: VisitReport.fileName, stateDir: config.stateDir)
+        try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
         return report
     }
 
@@ -275,7 +275,7 @@ public struct StickVisit: Sendable {
     /// per packet, with NNCP's remedy, and never try to send it.
     private func reportTooBig(_ packets: [QueuedPacket], total: UInt64, report: inout VisitReport) {
         let file = "too-big.json"
-        var known = StateFile.read([String].self, name: file, stateDir: config.stateDir) ?? []
+        var known = StateFile<[String]>(file, stateDir: config.stateDir).read() ?? []
         let fresh = packets.filter { !known.contains($0.name) }
         for packet in fresh {
             warn(
@@ -284,7 +284,7 @@ public struct StickVisit: Sendable {
         }
         guard !fresh.isEmpty else { return }
         known = Array(Set(known).union(fresh.map(\.name))).sorted()
-        try? StateFile.write(known, name: file, stateDir: config.stateDir)
+        try? StateFile(file, stateDir: config.stateDir).write(known)
     }
 
     /// Runs one NNCP command as nncp-user, and logs its status and output tail.

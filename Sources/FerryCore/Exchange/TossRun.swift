@@ -52,7 +52,7 @@ public struct TossRun: Sendable {
         let report = TossReport(
             started: started, finished: context.clock.now().rfc3339, status: "\(result.status)",
             succeeded: result.status.succeeded && errors.isEmpty, errors: errors)
-        try StateFile.write(report, name: Self.reportFile, stateDir: context.config.stateDir)
+        try StateFile(Self.reportFile, stateDir: context.config.stateDir).write(report)
         if report.succeeded {
             context.logger.info("toss done")
         } else {

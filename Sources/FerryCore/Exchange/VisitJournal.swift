@@ -40,7 +40,7 @@ struct VisitJournal {
             }
             let state = PeerState(
                 node: peer.name, nodeID: peer.id, seq: record.seq, time: record.time, verified: context.clock.now().rfc3339, visit: visit)
-            try StateFile.write(state, name: Self.peerStateFile, stateDir: context.config.stateDir)
+            try StateFile(Self.peerStateFile, stateDir: context.config.stateDir).write(state)
             context.logger.info("the journal brought \(peer.name)'s visit of \(record.time)", metadata: ["seq": "\(record.seq)"])
         } catch {
             warn("journal: cannot be read: \(error)", &report)

@@ -18,7 +18,7 @@ public struct VisitReport: Codable, Sendable, Equatable {
 
     /// This host's last visit's report, if there is one.
     public static func last(stateDir: String) -> VisitReport? {
-        StateFile.read(VisitReport.self, name: fileName, stateDir: stateDir)
+        StateFile<VisitReport>(fileName, stateDir: stateDir).read()
     }
 
     public var role: String

@@ -18,8 +18,10 @@ public struct KnownSticks: Sendable {
         self.stateDir = stateDir
     }
 
+    var file: StateFile<[StickSeen]> { StateFile(Self.fileName, stateDir: stateDir) }
+
     public func load() -> [StickSeen] {
-        StateFile.read([StickSeen].self, name: Self.fileName, stateDir: stateDir) ?? []
+        file.read() ?? []
     }
 
     func saw(identity: StickIdentity, report: VisitReport) throws {
@@ -28,6 +30,6 @@ public struct KnownSticks: Sendable {
             StickSeen(
                 uuid: identity.uuid, label: identity.label, lastSeen: report.finished, freeBytes: report.stickFree,
                 totalBytes: report.stickTotal))
-        try StateFile.write(sticks.sorted { $0.uuid < $1.uuid }, name: Self.fileName, stateDir: stateDir)
+        try file.write(sticks.sorted { $0.uuid < $1.uuid })
     }
 }

@@ -59,7 +59,7 @@ public struct StatusReader: Sendable {
         queue.sort { ($0.node, $0.nice) < ($1.node, $1.nice) }
 
         let lastVisit = VisitReport.last(stateDir: config.stateDir)
-        let peer = StateFile.read(PeerState.self, name: VisitJournal.peerStateFile, stateDir: config.stateDir)
+        let peer = StateFile<PeerState>(VisitJournal.peerStateFile, stateDir: config.stateDir).read()
         let sticks = KnownSticks(stateDir: config.stateDir).load()
         if config.role != .laptop {
             let limit = parseDuration(config.status.visitWarnAfter) ?? .seconds(7 * 86400)
@@ -80,7 +80,7 @@ public struct StatusReader: Sendable {
             warnings.append(
                 "stick \(stick.label) (\(stick.uuid)) was nearly full at its last visit: \(humanSize(stick.freeBytes)) free")
         }
-        let tooBig = StateFile.read([String].self, name: "too-big.json", stateDir: config.stateDir) ?? []
+        let tooBig = StateFile<[String]>("too-big.json", stateDir: config.stateDir).read() ?? []
         let stillQueued = Set(
             queue.isEmpty ? [] : try nncp.neighbours.values.flatMap { try spool.queued(for: $0.id, readingNiceness: false).map(\.name) })
         for name in tooBig where stillQueued.contains(name) {

@@ -23,8 +23,10 @@ public struct ReceivedDatasets: Sendable {
         self.stateDir = stateDir
     }
 
+    var file: StateFile<[ReceivedDataset]> { StateFile(Self.fileName, stateDir: stateDir) }
+
     public func load() -> [ReceivedDataset] {
-        StateFile.read([ReceivedDataset].self, name: Self.fileName, stateDir: stateDir) ?? []
+        file.read() ?? []
     }
 
     /// Records that `pool` now holds `stream`'s snapshot. A snapshot older
@@ -45,6 +47,6 @@ public struct ReceivedDatasets: Sendable {
                 ReceivedDataset(dataset: name, snapshot: stream.header.snapshot, created: created, received: time.rfc3339, pools: [pool]))
         }
         all.sort { $0.dataset < $1.dataset }
-        try StateFile.write(all, name: Self.fileName, stateDir: stateDir)
+        try file.write(all)
     }
 }
