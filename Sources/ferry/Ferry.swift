@@ -266,15 +266,14 @@ struct DriveList: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context()
             try context.config.require(.backupsvr, for: "drive list")
-            let dock = DriveDock(context: context)
-            let drives = try await dock.drives(listed: try await dock.noticePulled())
+            let state = try await DriveDock(context: context).backupsvrState()
             if json {
-                try printJSON(drives)
-            } else if drives.isEmpty {
+                try printJSON(state.drives)
+            } else if state.drives.isEmpty {
                 print("no backup drives are enrolled (ferry drive enroll POOL|DEVNODE)")
             } else {
-                for drive in drives { print(StatusText.lines(drive).joined(separator: "\n")) }
-                for warning in dock.warnings(for: drives) { print("! \(warning)") }
+                for drive in state.drives { print(StatusText.lines(drive).joined(separator: "\n")) }
+                for warning in state.warnings { print("! \(warning)") }
             }
         }
     }

@@ -39,19 +39,12 @@ public struct StickVisit: Sendable {
             let space = try root.space()
             (report.stickFree, report.stickTotal) = (space.free, space.total)
             if config.role == .backupsvr {
-                let dock = DriveDock(context: context)
-                var listed: [PoolState]?
-                do {
-                    listed = try await dock.noticePulled()
-                } catch {
-                    warn("could not check the backup drives' pools: \(error)", &report)
-                }
-                let drives = try await dock.drives(listed: listed)
-                report.drives = drives
-                report.warnings += dock.warnings(for: drives)
+                let state = try await DriveDock(context: context).backupsvrState()
+                report.drives = state.drives
+                report.warnings += state.warnings
                 report.receiveBacklog = Spool(path: nncp.spool).receiveBacklog()
-                report.datasets = ReceivedDatasets(stateDir: config.stateDir).load()
-                report.streamStore = try? StreamStore(stateDir: config.stateDir).size()
+                report.datasets = state.datasets
+                report.streamStore = state.streamStore
             }
             report.finished = context.clock.now().rfc3339
             let journal = VisitJournal(context: context, nncp: nncp)

@@ -89,7 +89,8 @@ public struct StatusReader: Sendable {
         if let peer {
             warnings += peer.visit.warnings.map { "\(peer.node): \($0)" }
         }
-        let datasets = config.role == .backupsvr ? ReceivedDatasets(stateDir: config.stateDir).load() : nil
+        let backupsvr = config.role == .backupsvr ? try await DriveDock(context: context).backupsvrState() : nil
+        let datasets = backupsvr?.datasets
         let datasetLimit = TimeInterval((parseDuration(config.status.datasetWarnAfter) ?? .seconds(7 * 86400)).components.seconds)
         for (holder, dataset) in (datasets ?? []).map({ ("", $0) }) + (peer?.visit.datasets ?? []).map({ ("\(peer!.node): ", $0) }) {
             if let created = Self.date(dataset.created), now.timeIntervalSince(created) > datasetLimit {
@@ -98,16 +99,10 @@ public struct StatusReader: Sendable {
                 )
             }
         }
-        var drives: [EnrolledDrive]?
-        if config.role == .backupsvr {
-            let dock = DriveDock(context: context)
-            drives = try await dock.drives(listed: try await dock.noticePulled())
-            warnings += dock.warnings(for: drives ?? [])
-        }
+        warnings += backupsvr?.warnings ?? []
         return StatusReport(
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
-            peer: peer, drives: drives, datasets: datasets,
-            streamStore: config.role == .backupsvr ? try? StreamStore(stateDir: config.stateDir).size() : nil, warnings: warnings)
+            peer: peer, drives: backupsvr?.drives, datasets: datasets, streamStore: backupsvr?.streamStore, warnings: warnings)
     }
 
     static func niceName(_ nice: UInt8) -> String {

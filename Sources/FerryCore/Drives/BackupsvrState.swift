@@ -1,0 +1,36 @@
+/// What backupsvr knows of its drives and of the streams for them: what a
+/// visit's record carries to the spooler, what `ferry status` shows, and
+/// what `ferry drive list` lists. Gathered in one place so that the three
+/// never differ.
+public struct BackupsvrState: Sendable, Equatable {
+    /// Every enrolled drive, with its place and what it is behind.
+    public var drives: [EnrolledDrive]
+    /// The rotation warnings, after a failed check of the pools if there was one.
+    public var warnings: [String]
+    /// The newest snapshot received of each dataset.
+    public var datasets: [ReceivedDataset]
+    /// What waits in the stream store; nil when the store cannot be read.
+    public var streamStore: PacketCount?
+}
+
+extension DriveDock {
+    /// Notices drives pulled without eject, then reads the drives, their
+    /// warnings, the datasets received and the store. A failed check of the
+    /// pools is a warning: what the registry says is still worth showing.
+    public func backupsvrState() async throws -> BackupsvrState {
+        var warnings: [String] = []
+        var listed: [PoolState]?
+        do {
+            listed = try await noticePulled()
+        } catch {
+            let line = "could not check the backup drives' pools: \(error)"
+            logger.warning("\(line)")
+            warnings.append(line)
+        }
+        let drives = try await drives(listed: listed)
+        warnings += self.warnings(for: drives)
+        return BackupsvrState(
+            drives: drives, warnings: warnings, datasets: ReceivedDatasets(stateDir: context.config.stateDir).load(),
+            streamStore: try? openStore().size())
+    }
+}
