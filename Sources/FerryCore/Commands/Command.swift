@@ -75,6 +75,8 @@ public struct CommandResult: Sendable, Equatable {
 public struct CommandError: FerryError {
     public enum Code: Sendable, Equatable {
         case launchFailed(String)
+        /// It printed more than the runner keeps, and was stopped.
+        case outputLimitExceeded(limit: Int)
         case failed(TerminationStatus, stderrTail: String)
         /// The task running it was cancelled (SIGTERM); the command was stopped.
         case cancelled
@@ -91,6 +93,8 @@ public struct CommandError: FerryError {
         switch code {
         case .launchFailed(let reason):
             "could not run \(command.executable): \(reason)"
+        case .outputLimitExceeded(let limit):
+            "\(command) printed more than \(limit) bytes, and was stopped"
         case .failed(let status, let tail):
             "\(command) failed (\(status))" + (tail.isEmpty ? "" : ": \(tail)")
         case .cancelled:

@@ -12,15 +12,18 @@ import SystemPackage
 public struct SubprocessRunner: CommandRunner {
     /// More output than this is a fault of the command, not data to keep:
     /// NNCP prints about 250 bytes a packet, so this is some 30,000 packets.
-    public static let outputLimit = 8 << 20
+    public static let defaultOutputLimit = 8 << 20
+    public var outputLimit: Int
 
-    public init() {}
+    public init(outputLimit: Int = Self.defaultOutputLimit) {
+        self.outputLimit = outputLimit
+    }
 
     public func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult {
         try await bounded(command) {
             let outcome = try await Subprocess.run(
                 Self.configuration(command), input: .array(input ?? []),
-                output: .bytes(limit: Self.outputLimit), error: .bytes(limit: Self.outputLimit))
+                output: .bytes(limit: outputLimit), error: .bytes(limit: outputLimit))
             return CommandResult(
                 status: Self.status(outcome.terminationStatus), standardOutput: outcome.standardOutput,
                 standardError: outcome.standardError)
@@ -31,7 +34,7 @@ public struct SubprocessRunner: CommandRunner {
         try await bounded(command) {
             let outcome = try await Subprocess.run(
                 Self.configuration(command), input: .fileDescriptor(input, closeAfterSpawningProcess: true),
-                output: .bytes(limit: Self.outputLimit), error: .bytes(limit: Self.outputLimit))
+                output: .bytes(limit: outputLimit), error: .bytes(limit: outputLimit))
             return CommandResult(
                 status: Self.status(outcome.terminationStatus), standardOutput: outcome.standardOutput,
                 standardError: outcome.standardError)
@@ -54,7 +57,7 @@ public struct SubprocessRunner: CommandRunner {
                 try await bounded(producer) {
                     let outcome = try await Subprocess.run(
                         Self.configuration(producer), input: .none,
-                        output: .fileDescriptor(ends.write, closeAfterSpawningProcess: true), error: .bytes(limit: Self.outputLimit))
+                        output: .fileDescriptor(ends.write, closeAfterSpawningProcess: true), error: .bytes(limit: outputLimit))
                     return CommandResult(status: Self.status(outcome.terminationStatus), standardError: outcome.standardError)
                 })
         } catch {
@@ -113,6 +116,9 @@ public struct SubprocessRunner: CommandRunner {
             }
         } catch {
             if error is CancellationError || Task.isCancelled { throw CommandError(command: command, code: .cancelled) }
+            if let error = error as? SubprocessError, error.code == .outputLimitExceeded {
+                throw CommandError(command: command, code: .outputLimitExceeded(limit: outputLimit))
+            }
             throw CommandError(command: command, code: .launchFailed("\(error)"))
         }
     }
