@@ -68,6 +68,15 @@ struct CommandTests {
         #expect(clock.now - start < .seconds(10))
     }
 
+    @Test("a command that prints past the output limit is its own error, not a launch failure")
+    func outputLimit() async {
+        await #expect {
+            _ = try await SubprocessRunner(outputLimit: 1000).run(Command("/bin/sh", ["-c", "head -c 5000 /dev/zero"]), input: nil)
+        } throws: { error in
+            (error as? CommandError)?.code == .outputLimitExceeded(limit: 1000)
+        }
+    }
+
     @Test("a program that does not exist is a launch failure that names it")
     func missingProgram() async {
         await #expect {

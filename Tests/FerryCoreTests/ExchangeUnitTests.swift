@@ -86,7 +86,7 @@ struct StickTreeTests {
         try spool.prepare(owner: "")
         #expect(FileManager.default.fileExists(atPath: scratch.path + "/spool"))
         #expect { try Spool(path: scratch.path + "/other").prepare(owner: "no-such-user-here") } throws: {
-            "\($0)".contains("nncp-user no-such-user-here does not exist")
+            ($0 as? SpoolError)?.code == .noSuchUser && "\($0)".contains("nncp-user no-such-user-here does not exist")
         }
     }
 }

@@ -39,7 +39,8 @@ struct NNCPConfigTests {
     func badKey() {
         let directory = dump(signprv: "AAAA")
         #expect { _ = try NNCPConfigLoader.read(dump: directory.path, path: "/etc/nncp.hjson") } throws: { error in
-            "\(error)" == "NNCP config /etc/nncp.hjson has a self.signprv that is not an ed25519 key"
+            (error as? NNCPConfigError)?.code == .badKey("self.signprv")
+                && "\(error)" == "NNCP config /etc/nncp.hjson has a self.signprv that is not an ed25519 key"
         }
     }
 
@@ -50,8 +51,9 @@ struct NNCPConfigTests {
             _ = try await NNCPConfigLoader(runner: runner).load(
                 path: "/nonexistent/nncp.hjson", configKey: "nncp-config in /etc/ferry/ferry.toml")
         } throws: { error in
-            "\(error)"
-                == "NNCP config /nonexistent/nncp.hjson (nncp-config in /etc/ferry/ferry.toml) does not exist; make one with nncp-cfgnew"
+            (error as? NNCPConfigError)?.code == .missing
+                && "\(error)"
+                    == "NNCP config /nonexistent/nncp.hjson (nncp-config in /etc/ferry/ferry.toml) does not exist; make one with nncp-cfgnew"
         }
         #expect(runner.calls.isEmpty)
     }

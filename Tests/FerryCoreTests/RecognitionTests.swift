@@ -208,14 +208,14 @@ struct EnrolmentTests {
         let world = FakeWorld()
         let context = world.context()
         await #expect { _ = try await DriveEnrolment(context: context).enroll("backup-a") } throws: {
-            "\($0)".contains("is not an imported pool")
+            ($0 as? DriveError)?.code == .notImported && "\($0)".contains("is not an imported pool")
         }
         await #expect { _ = try await DriveEnrolment(context: context).enroll("../etc") } throws: {
-            "\($0)".contains("not a valid ZFS pool name")
+            ($0 as? DriveError)?.code == .notAPool && "\($0)".contains("not a valid ZFS pool name")
         }
         try context.drives.enroll(EnrolledDrive(pool: "backup-a", guid: "1", enrolled: "x"))
         #expect { try context.drives.enroll(EnrolledDrive(pool: "backup-a", guid: "2", enrolled: "x")) } throws: {
-            "\($0)".contains("clashes with enrolled drive")
+            ($0 as? DriveError)?.code == .clash && "\($0)".contains("clashes with enrolled drive")
         }
     }
 }

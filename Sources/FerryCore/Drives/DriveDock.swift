@@ -120,11 +120,14 @@ public struct DriveDock: Sendable {
                 Zpool.importByGUID(drive.guid, searchDirectory: directory, altroot: altroot + "/" + drive.pool), input: nil)
         }
         guard result.status.succeeded else {
-            throw DriveError(subject: drive.pool, problem: "could not be imported (\(result.status)): \(result.errorTail(lines: 2))")
+            throw DriveError(
+                .importFailed(result.status), subject: drive.pool,
+                problem: "could not be imported (\(result.status)): \(result.errorTail(lines: 2))")
         }
         let pools = try await inventory.importedPools()
         guard pools.contains(where: { $0.name == drive.pool && $0.guid == drive.guid && $0.isUsable }) else {
             throw DriveError(
+                .notImported,
                 subject: drive.pool, problem: "was imported but is not listed as healthy: \(pools.map { "\($0.name) \($0.health)" })")
         }
     }
@@ -147,6 +150,7 @@ public struct DriveDock: Sendable {
         let result = try await context.runner.run(Zpool.export(pool: pool, force: true), input: nil)
         guard result.status.succeeded else {
             throw DriveError(
+                .exportFailed(result.status),
                 subject: pool, problem: "is faulted and could not be exported (\(result.status)): \(result.errorTail(lines: 2))")
         }
     }
@@ -170,11 +174,13 @@ public struct DriveDock: Sendable {
         guard let state = pools.first(where: { $0.guid == drive.guid }) else {
             if pools.contains(where: { $0.name == pool }) {
                 throw DriveError(
+                    .wrongGUID,
                     subject: pool,
                     problem:
                         "is imported with another GUID than the enrolled drive's \(drive.guid): it is not that drive; nothing was exported")
             }
             throw DriveError(
+                .notImported,
                 subject: pool,
                 problem: drive.place == .offsite
                     ? "is not imported: it is offsite since \(drive.since ?? "?") already"
@@ -182,6 +188,7 @@ public struct DriveDock: Sendable {
         }
         guard state.health != PoolState.suspended else {
             throw DriveError(
+                .suspended,
                 subject: pool,
                 problem:
                     "was pulled while in use: its pool's I/O is suspended, and an export would hang. Plug it back in (ferry handle resumes it), then eject it"
@@ -194,6 +201,7 @@ public struct DriveDock: Sendable {
             let result = try await context.runner.run(Zpool.export(pool: pool, force: false), input: nil)
             guard result.status.succeeded else {
                 throw DriveError(
+                    .exportFailed(result.status),
                     subject: pool,
                     problem:
                         "could not be exported (\(result.status)): \(result.errorTail(lines: 2)); is something using a dataset on it? It is still imported: do not remove it"
@@ -223,7 +231,7 @@ public struct DriveDock: Sendable {
         try context.config.require(.backupsvr, for: "drive retire")
         let drive = try registry.drive(named: pool)
         guard !drive.isRetired else {
-            throw DriveError(subject: pool, problem: "was retired already, \(drive.retired ?? "")")
+            throw DriveError(.retired, subject: pool, problem: "was retired already, \(drive.retired ?? "")")
         }
         let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
         defer { withExtendedLifetime(lock) {} }
@@ -252,21 +260,22 @@ public struct DriveDock: Sendable {
     /// from the store like any drive.
     public func seed(_ newPool: String, from oldPool: String) async throws -> Seed {
         try context.config.require(.backupsvr, for: "drive seed")
-        guard newPool != oldPool else { throw DriveError(subject: newPool, problem: "cannot be seeded from itself") }
+        guard newPool != oldPool else { throw DriveError(.seedFailed, subject: newPool, problem: "cannot be seeded from itself") }
         let new = try registry.drive(named: newPool)
         let old = try registry.drive(named: oldPool)
         for drive in [new, old] where drive.isRetired {
-            throw DriveError(subject: drive.pool, problem: "is retired")
+            throw DriveError(.retired, subject: drive.pool, problem: "is retired")
         }
         let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
         defer { withExtendedLifetime(lock) {} }
         let present = try await StoreApplier.presentDrives(enrolled: [new, old], context: context)
         for drive in [new, old] where !present.contains(where: { $0.drive.guid == drive.guid }) {
-            throw DriveError(subject: drive.pool, problem: "is not imported and healthy: plug it in first")
+            throw DriveError(.notImported, subject: drive.pool, problem: "is not imported and healthy: plug it in first")
         }
         let existing = try await inventory.datasets(under: newPool)
         guard existing.count <= 1 else {
             throw DriveError(
+                .seedFailed,
                 subject: newPool,
                 problem:
                     "holds datasets already (\(existing.dropFirst().prefix(3).joined(separator: ", "))); seed fills an empty drive only")
@@ -289,6 +298,7 @@ public struct DriveDock: Sendable {
                         try await applier.finish(target, preparation: .init(madeContainers: made), received: false)
                     }
                     throw DriveError(
+                        .seedFailed,
                         subject: newPool,
                         problem:
                             "seeding \(relative)@\(snapshot.name) failed: zfs send \(result.producer.status), zfs receive \(result.consumer.status): \(result.consumer.errorTail(lines: 2))\(result.producer.errorTail(lines: 1))"

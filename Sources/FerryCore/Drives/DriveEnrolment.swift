@@ -18,6 +18,7 @@ public struct DriveEnrolment: Sendable {
             let device = try context.inspector.inspect(devnode: target)
             guard device.filesystem.isZFSMember, let label = device.filesystem.label, let uuid = device.filesystem.uuid else {
                 throw DriveError(
+                    .notAPool,
                     subject: target,
                     problem: "holds no ZFS pool (blkid TYPE is \(device.filesystem.type ?? "empty")); create the pool first")
             }
@@ -29,13 +30,14 @@ public struct DriveEnrolment: Sendable {
             let result = try await context.runner.run(Zpool.guid(pool: target), input: nil)
             guard result.status.succeeded else {
                 throw DriveError(
+                    .notImported,
                     subject: target,
                     problem: "is not an imported pool (\(result.errorTail(lines: 1))); plug the drive in, or give its device node")
             }
             guid = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard !guid.isEmpty, guid.allSatisfy(\.isNumber) else {
-            throw DriveError(subject: target, problem: "has a GUID ferry cannot read: \(printable(guid))")
+            throw DriveError(.badGUID, subject: target, problem: "has a GUID ferry cannot read: \(printable(guid))")
         }
         // A drive enrolled by device node may not be imported yet: its place
         // is known from its first plug-in.
@@ -54,7 +56,7 @@ public struct DriveEnrolment: Sendable {
             $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-.:".unicodeScalars.contains($0))
         }
         guard let first = name.unicodeScalars.first, first.isASCII, CharacterSet.letters.contains(first), allowed, name.count <= 255 else {
-            throw DriveError(subject: name, problem: "is not a valid ZFS pool name")
+            throw DriveError(.notAPool, subject: name, problem: "is not a valid ZFS pool name")
         }
     }
 }

@@ -58,8 +58,40 @@ public struct EnrolledDrive: Codable, Sendable, Equatable {
 }
 
 public struct DriveError: FerryError {
+    public enum Code: Sendable, Equatable {
+        /// A device with no ZFS pool on it, or a pool name ZFS refuses.
+        case notAPool
+        case badGUID
+        /// Not an enrolled drive, or one its name or GUID clashes with.
+        case notEnrolled
+        case clash
+        case retired
+        /// Not imported (or not healthy) where the work needs it.
+        case notImported
+        /// Imported with another GUID than the enrolled one.
+        case wrongGUID
+        /// The pool's I/O is suspended: it was pulled while in use.
+        case suspended
+        /// zpool import or export did not succeed.
+        case importFailed(TerminationStatus)
+        case exportFailed(TerminationStatus)
+        /// A seed's `zfs send | zfs receive`, or its target, failed.
+        case seedFailed
+        /// A plug-in's catch-up left streams the drive could not take.
+        case catchUpFailed
+        /// drives.json cannot be read, or is not a list of drives.
+        case registryUnreadable
+        case registryDamaged
+    }
+    public var code: Code
     public var subject: String
     public var problem: String
+
+    public init(_ code: Code, subject: String, problem: String) {
+        self.code = code
+        self.subject = subject
+        self.problem = problem
+    }
 
     public var description: String { "\(printable(subject)) \(problem)" }
 }
@@ -80,9 +112,10 @@ public struct DriveRegistry: Sendable {
         do {
             return try file.load() ?? []
         } catch .unreadable(let error) {
-            throw DriveError(subject: path, problem: "cannot be read: \(error)")
+            throw DriveError(.registryUnreadable, subject: path, problem: "cannot be read: \(error)")
         } catch .damaged {
-            throw DriveError(subject: path, problem: "is damaged (not a list of drives); restore it or enroll the drives again")
+            throw DriveError(
+                .registryDamaged, subject: path, problem: "is damaged (not a list of drives); restore it or enroll the drives again")
         }
     }
 
@@ -97,6 +130,7 @@ public struct DriveRegistry: Sendable {
         guard let drive = drives.first(where: { $0.pool == pool }) else {
             let names = drives.map(\.pool).joined(separator: ", ")
             throw DriveError(
+                .notEnrolled,
                 subject: pool, problem: "is not an enrolled drive (enrolled: \(names.isEmpty ? "none" : names); ferry drive enroll POOL)")
         }
         return drive
@@ -108,7 +142,7 @@ public struct DriveRegistry: Sendable {
     public func update(guid: String, _ change: (inout EnrolledDrive) -> Void) throws -> EnrolledDrive {
         var drives = try load()
         guard let index = drives.firstIndex(where: { $0.guid == guid }) else {
-            throw DriveError(subject: "GUID \(guid)", problem: "is not an enrolled drive")
+            throw DriveError(.notEnrolled, subject: "GUID \(guid)", problem: "is not an enrolled drive")
         }
         change(&drives[index])
         drives[index].behind = nil
@@ -130,6 +164,7 @@ public struct DriveRegistry: Sendable {
         }
         if let clash = drives.first(where: { $0.pool == drive.pool || $0.guid == drive.guid }) {
             throw DriveError(
+                .clash,
                 subject: drive.pool,
                 problem: "clashes with enrolled drive \(clash.pool) (GUID \(clash.guid)); two pools must differ in both name and GUID")
         }

@@ -84,7 +84,7 @@ public struct Handler: Sendable {
         let behind = try dock.behind(plugged.drive)
         guard plugged.outcome.failures.isEmpty else {
             throw DriveError(
-                subject: drive.pool,
+                .catchUpFailed, subject: drive.pool,
                 problem:
                     "could not take \(plugged.outcome.failures.count) stream(s), which stay in the store: \(plugged.outcome.failures[0])")
         }

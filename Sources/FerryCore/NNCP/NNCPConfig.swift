@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SystemPackage
 
 /// One NNCP node as another node's config knows it.
 public struct NNCPNode: Sendable, Equatable {
@@ -50,8 +51,27 @@ public struct NNCPConfig: Sendable {
 
 /// An NNCP config that cannot be used.
 public struct NNCPConfigError: FerryError {
+    public enum Code: Sendable, Equatable {
+        /// The file is not there.
+        case missing
+        /// No private directory for nncp-cfgdir's dump.
+        case noPrivateDirectory(Errno)
+        /// nncp-cfgdir could not read it.
+        case unreadable
+        /// A value ferry needs is not in it.
+        case missingValue(String)
+        /// A key is not an ed25519 key.
+        case badKey(String)
+    }
+    public var code: Code
     public var path: String
     public var problem: String
+
+    public init(_ code: Code, path: String, problem: String) {
+        self.code = code
+        self.path = path
+        self.problem = problem
+    }
 
     public var description: String { "NNCP config \(path) \(problem)" }
 }
@@ -77,11 +97,12 @@ public struct NNCPConfigLoader: NNCPConfigSource {
     public func load(path: String, configKey: String?) async throws -> NNCPConfig {
         let named = configKey.map { "(\($0)) " } ?? ""
         guard FileManager.default.fileExists(atPath: path) else {
-            throw NNCPConfigError(path: path, problem: "\(named)does not exist; make one with nncp-cfgnew")
+            throw NNCPConfigError(.missing, path: path, problem: "\(named)does not exist; make one with nncp-cfgnew")
         }
         var template = Array((NSTemporaryDirectory() + "/ferry-nncp.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw NNCPConfigError(
+                .noPrivateDirectory(Errno(rawValue: errno)),
                 path: path, problem: "could not be read: no private temporary directory (\(String(cString: strerror(errno))))")
         }
         let privateDirectory = String(cString: made)
@@ -90,7 +111,7 @@ public struct NNCPConfigLoader: NNCPConfigSource {
         do {
             try await runner.check(NNCP.cfgdirDump(config: path, into: dump))
         } catch {
-            throw NNCPConfigError(path: path, problem: "\(named)could not be read by nncp-cfgdir: \(error)")
+            throw NNCPConfigError(.unreadable, path: path, problem: "\(named)could not be read by nncp-cfgdir: \(error)")
         }
         return try Self.read(dump: dump, path: path)
     }
@@ -103,7 +124,8 @@ public struct NNCPConfigLoader: NNCPConfigSource {
         }
         func required(_ relative: String) throws(NNCPConfigError) -> String {
             guard let text = value(relative), !text.isEmpty else {
-                throw NNCPConfigError(path: path, problem: "has no \(relative.replacingOccurrences(of: "/", with: "."))")
+                throw NNCPConfigError(
+                    .missingValue(relative), path: path, problem: "has no \(relative.replacingOccurrences(of: "/", with: "."))")
             }
             return text
         }
@@ -112,7 +134,7 @@ public struct NNCPConfigLoader: NNCPConfigSource {
         guard let seedAndPublic, seedAndPublic.count == 64,
             (try? Curve25519.Signing.PrivateKey(rawRepresentation: seedAndPublic.prefix(32))) != nil
         else {
-            throw NNCPConfigError(path: path, problem: "has a self.signprv that is not an ed25519 key")
+            throw NNCPConfigError(.badKey("self.signprv"), path: path, problem: "has a self.signprv that is not an ed25519 key")
         }
         var neighbours: [String: NNCPNode] = [:]
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dump + "/neigh")) ?? []
@@ -121,7 +143,8 @@ public struct NNCPConfigLoader: NNCPConfigSource {
             guard let key = Base32.decode(try required("neigh/\(name)/signpub")),
                 (try? Curve25519.Signing.PublicKey(rawRepresentation: key)) != nil
             else {
-                throw NNCPConfigError(path: path, problem: "has a neigh.\(name).signpub that is not an ed25519 key")
+                throw NNCPConfigError(
+                    .badKey("neigh.\(name).signpub"), path: path, problem: "has a neigh.\(name).signpub that is not an ed25519 key")
             }
             neighbours[name] = NNCPNode(name: name, id: id, signPublicKey: key)
         }

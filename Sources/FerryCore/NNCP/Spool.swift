@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -21,8 +22,25 @@ public struct QueuedPacket: Sendable, Equatable, Codable {
 }
 
 public struct SpoolError: FerryError {
+    public enum Code: Sendable, Equatable {
+        /// nncp-user names no account.
+        case noSuchUser
+        case unreadable(Errno)
+        /// It is missing, and making it (or giving it to nncp-user) failed.
+        case cannotMake(Errno)
+        case notDirectory
+        /// It belongs to another uid than nncp-user's.
+        case wrongOwner(uid: UInt32)
+    }
+    public var code: Code
     public var path: String
     public var problem: String
+
+    public init(_ code: Code, path: String, problem: String) {
+        self.code = code
+        self.path = path
+        self.problem = problem
+    }
 
     public var description: String { "NNCP spool \(path) \(problem)" }
 }
@@ -91,26 +109,33 @@ public struct Spool: Sendable {
     public func prepare(owner user: String) throws(SpoolError) {
         let account = user.isEmpty ? nil : Account(name: user)
         if !user.isEmpty, account == nil {
-            throw SpoolError(path: path, problem: "cannot be used: nncp-user \(user) does not exist (create it, or set nncp-user)")
+            throw SpoolError(
+                .noSuchUser, path: path, problem: "cannot be used: nncp-user \(user) does not exist (create it, or set nncp-user)")
         }
         var info = stat()
         if stat(path, &info) != 0 {
             guard errno == ENOENT else {
-                throw SpoolError(path: path, problem: "cannot be read: \(String(cString: strerror(errno)))")
+                throw SpoolError(
+                    .unreadable(Errno(rawValue: errno)), path: path, problem: "cannot be read: \(String(cString: strerror(errno)))")
             }
             guard mkdir(path, 0o700) == 0 else {
-                throw SpoolError(path: path, problem: "is missing and cannot be made: \(String(cString: strerror(errno)))")
+                throw SpoolError(
+                    .cannotMake(Errno(rawValue: errno)), path: path,
+                    problem: "is missing and cannot be made: \(String(cString: strerror(errno)))")
             }
             if let account, chown(path, account.uid, account.gid) != 0 {
-                throw SpoolError(path: path, problem: "was made but cannot be given to \(user): \(String(cString: strerror(errno)))")
+                throw SpoolError(
+                    .cannotMake(Errno(rawValue: errno)), path: path,
+                    problem: "was made but cannot be given to \(user): \(String(cString: strerror(errno)))")
             }
             return
         }
         guard FileType(mode: info.st_mode) == .directory else {
-            throw SpoolError(path: path, problem: "is not a directory")
+            throw SpoolError(.notDirectory, path: path, problem: "is not a directory")
         }
         if let account, info.st_uid != account.uid {
             throw SpoolError(
+                .wrongOwner(uid: info.st_uid),
                 path: path,
                 problem:
                     "is owned by uid \(info.st_uid), but NNCP commands run as \(user) (uid \(account.uid)); fix it with: chown -R \(user): \(path)"

@@ -142,9 +142,9 @@ public struct StreamReceiver: Sendable {
         var received: [String] = []
         var failure: (any Error)?
         if let error = outcome.readError {
-            failure = ZFSError(problem: "cannot read the stream from standard input: \(error)")
+            failure = ZFSError(.input(error), problem: "cannot read the stream from standard input: \(error)")
         } else if let error = outcome.storeError {
-            failure = ZFSError(problem: "cannot write the stream to \(store.path): \(error); the packet stays queued")
+            failure = ZFSError(.storeFile(error), problem: "cannot write the stream to \(store.path): \(error); the packet stays queued")
         } else if !header.isEnd(outcome.tail) {
             failure = ReceiveRefusal(
                 problem: "\(StreamError.truncated(expectedEndOf: header.toName, bytes: outcome.bytes))", keepQueued: false)
@@ -188,6 +188,7 @@ public struct StreamReceiver: Sendable {
                 metadata: meta.merging(["bytes": "\(outcome.bytes)", "store": "\(store.path)"]) { $1 })
         } else {
             let failure = ZFSError(
+                .notKept,
                 problem: "the stream was not received on every drive, and was not stored; the packet stays queued for the next toss")
             logger.error("\(failure)", metadata: meta)
             throw failure

@@ -3,7 +3,27 @@ import Logging
 import SystemPackage
 
 public struct SendError: FerryError {
+    public enum Code: Sendable, Equatable {
+        /// No dataset configured or named, a host with a slash, a
+        /// destination outside the simplesnap store or not HOST/DATASET.
+        case badRequest
+        /// The snapshot the `ferry:sent` mark names is gone.
+        case markGone
+        /// zfs send or nncp-exec did not succeed.
+        case sendFailed(TerminationStatus)
+        case execFailed(TerminationStatus)
+        /// The stream on standard input could not be read.
+        case input(Errno)
+        /// Some of the datasets were not sent completely.
+        case incomplete
+    }
+    public var code: Code
     public var problem: String
+
+    public init(_ code: Code, problem: String) {
+        self.code = code
+        self.problem = problem
+    }
 
     public var description: String { problem }
 }
@@ -71,12 +91,13 @@ public struct SnapshotSender: Sendable {
         try context.config.require(.laptop, for: "send")
         let roots = requested.isEmpty ? context.config.send.datasets : requested
         guard !roots.isEmpty else {
-            throw SendError(problem: "no datasets to send: list them in [send].datasets of \(context.config.path), or name them")
+            throw SendError(
+                .badRequest, problem: "no datasets to send: list them in [send].datasets of \(context.config.path), or name them")
         }
         for root in roots { _ = try DatasetName(root) }
         let destinationHost = try DatasetName(host)
         guard destinationHost.components.count == 1 else {
-            throw SendError(problem: "the host name \(host) has a slash; set [send].host")
+            throw SendError(.badRequest, problem: "the host name \(host) has a slash; set [send].host")
         }
         let lock = try await HostLock.acquire(.send, stateDir: context.config.stateDir, logger: logger)
         defer { withExtendedLifetime(lock) {} }
@@ -102,6 +123,7 @@ public struct SnapshotSender: Sendable {
         let failed = results.filter { $0.error != nil }
         if !failed.isEmpty {
             throw SendError(
+                .incomplete,
                 problem: "\(failed.count) of \(results.count) datasets were not sent completely: "
                     + failed.map { "\($0.dataset): \($0.error!)" }.joined(separator: "; "))
         }
@@ -139,6 +161,7 @@ public struct SnapshotSender: Sendable {
             if let mark {
                 guard let found = snapshots.first(where: { $0.name == mark }) else {
                     throw SendError(
+                        .markGone,
                         problem: "its last sent snapshot \(dataset)@\(mark) is gone, so no increment can be made; "
                             + "to start again with a full stream, run `zfs inherit \(Self.markProperty) \(dataset)` "
                             + "and remove the dataset from every backup drive")
@@ -177,6 +200,7 @@ public struct SnapshotSender: Sendable {
             let which = result.producer.status.succeeded ? "nncp-exec" : "zfs send"
             let failed = result.producer.status.succeeded ? result.consumer : result.producer
             throw SendError(
+                result.producer.status.succeeded ? .execFailed(failed.status) : .sendFailed(failed.status),
                 problem: "\(which) failed for \(dataset)@\(snapshot) (\(failed.status)): \(failed.errorTail()); "
                     + "nothing is marked sent, and the next run sends it again")
         }
@@ -207,13 +231,14 @@ public struct StreamQueue: Sendable {
         var text = argument
         if let store = context.config.send.simplesnapStore, !store.isEmpty {
             guard text.hasPrefix(store + "/") else {
-                throw SendError(problem: "\(printable(argument)) is not under the simplesnap store \(store) ([send].simplesnap-store)")
+                throw SendError(
+                    .badRequest, problem: "\(printable(argument)) is not under the simplesnap store \(store) ([send].simplesnap-store)")
             }
             text = String(text.dropFirst(store.count + 1))
         }
         let name = try DatasetName(text)
         guard name.components.count >= 2 else {
-            throw SendError(problem: "\(printable(text)) is not HOST/DATASET")
+            throw SendError(.badRequest, problem: "\(printable(text)) is not HOST/DATASET")
         }
         return name
     }
@@ -232,9 +257,9 @@ public struct StreamQueue: Sendable {
         let task = Task { try await runner.run(exec, inputFrom: ends.read) }
         let outcome = await StreamPump(input: input, store: nil, sinks: [ends.write]).run(first: first)
         let result = try await task.value
-        if let error = outcome.readError { throw SendError(problem: "cannot read the stream: \(error)") }
+        if let error = outcome.readError { throw SendError(.input(error), problem: "cannot read the stream: \(error)") }
         guard result.status.succeeded, outcome.failedSinks.isEmpty else {
-            throw SendError(problem: "nncp-exec failed (\(result.status)): \(result.errorTail())")
+            throw SendError(.execFailed(result.status), problem: "nncp-exec failed (\(result.status)): \(result.errorTail())")
         }
         context.logger.info(
             "queued", metadata: ["destination": "\(destination)", "snapshot": "\(printable(header.toName))", "bytes": "\(outcome.bytes)"])

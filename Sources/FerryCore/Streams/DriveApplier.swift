@@ -162,7 +162,8 @@ public struct DriveApplier: Sendable {
             logger.warning("clearing an empty dataset an interrupted receive left", metadata: ["dataset": "\(target)"])
             try await runner.check(Zfs.destroyEmpty(target))
         } else {
-            throw ZFSError(problem: "\(target) exists with datasets under it and no snapshot; ferry did not make it and leaves it alone")
+            throw ZFSError(
+                .notOurs, problem: "\(target) exists with datasets under it and no snapshot; ferry did not make it and leaves it alone")
         }
         return preparation
     }

@@ -87,7 +87,7 @@ public final class StreamStore: @unchecked Sendable {
             do {
                 streams.append(try JSONDecoder().decode(StoredStream.self, from: Data(bytes)))
             } catch {
-                throw ZFSError(problem: "\(path)/\(id).json is damaged (\(error)); move it and \(id).zstream aside")
+                throw ZFSError(.storeDamaged, problem: "\(path)/\(id).json is damaged (\(error)); move it and \(id).zstream aside")
             }
         }
         return streams.sorted { ($0.received, $0.id) < ($1.received, $1.id) }
@@ -102,7 +102,9 @@ public final class StreamStore: @unchecked Sendable {
         let name = path + "/" + id + ".zstream.part"
         unlink(name)
         let fd = Glibc.open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ZFSError(problem: "cannot create \(name): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot create \(name): \(String(cString: strerror(errno)))")
+        }
         return FileDescriptor(rawValue: fd)
     }
 
@@ -111,10 +113,10 @@ public final class StreamStore: @unchecked Sendable {
     public func commit(_ stream: StoredStream, file: FileDescriptor) throws {
         let part = path + "/" + stream.id + ".zstream.part"
         guard fsync(file.rawValue) == 0 else {
-            throw ZFSError(problem: "cannot write \(part) to disk: \(String(cString: strerror(errno)))")
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot write \(part) to disk: \(String(cString: strerror(errno)))")
         }
         guard rename(part, path + "/" + stream.id + ".zstream") == 0 else {
-            throw ZFSError(problem: "cannot rename \(part): \(String(cString: strerror(errno)))")
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot rename \(part): \(String(cString: strerror(errno)))")
         }
         try save(stream)
     }
@@ -135,7 +137,9 @@ public final class StreamStore: @unchecked Sendable {
     public func open(_ id: String) throws -> FileDescriptor {
         let name = path + "/" + id + ".zstream"
         let fd = Glibc.open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw ZFSError(problem: "cannot open \(name): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot open \(name): \(String(cString: strerror(errno)))")
+        }
         return FileDescriptor(rawValue: fd)
     }
 

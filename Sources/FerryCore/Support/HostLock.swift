@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -44,7 +45,8 @@ public final class HostLock: @unchecked Sendable {
         let path = stateDir + "/" + kind.fileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
-            throw LockError(path: path, problem: "cannot be opened: \(String(cString: strerror(errno)))")
+            throw LockError(
+                .cannotOpen(Errno(rawValue: errno)), path: path, problem: "cannot be opened: \(String(cString: strerror(errno)))")
         }
         var said = false
         let deadline = giveUpAfter.map { ContinuousClock.now + $0 }
@@ -52,7 +54,7 @@ public final class HostLock: @unchecked Sendable {
             guard errno == EWOULDBLOCK || errno == EINTR else {
                 let reason = String(cString: strerror(errno))
                 close(fd)
-                throw LockError(path: path, problem: "cannot be taken: \(reason)")
+                throw LockError(.cannotTake(Errno(rawValue: errno)), path: path, problem: "cannot be taken: \(reason)")
             }
             if !said {
                 logger.info("another ferry is \(kind.holder); waiting for it", metadata: ["lock": "\(path)"])
@@ -60,7 +62,7 @@ public final class HostLock: @unchecked Sendable {
             }
             if let deadline, ContinuousClock.now >= deadline {
                 close(fd)
-                throw LockError(path: path, problem: "is still held: another ferry is \(kind.holder); try again when it is done")
+                throw LockError(.held, path: path, problem: "is still held: another ferry is \(kind.holder); try again when it is done")
             }
             do {
                 try await Task.sleep(for: .milliseconds(200))
@@ -74,8 +76,21 @@ public final class HostLock: @unchecked Sendable {
 }
 
 public struct LockError: FerryError {
+    public enum Code: Sendable, Equatable {
+        case cannotOpen(Errno)
+        case cannotTake(Errno)
+        /// Another ferry holds it past the wait given.
+        case held
+    }
+    public var code: Code
     public var path: String
     public var problem: String
+
+    public init(_ code: Code, path: String, problem: String) {
+        self.code = code
+        self.path = path
+        self.problem = problem
+    }
 
     public var description: String { "lock \(path) \(problem)" }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 
 /// One snapshot of a dataset, as `zfs get -p` shows it.
 public struct SnapshotInfo: Sendable, Equatable, Codable {
@@ -46,7 +47,27 @@ public struct PropertyRow: Sendable, Equatable {
 }
 
 public struct ZFSError: FerryError {
+    public enum Code: Sendable, Equatable {
+        /// A zfs or zpool query did not succeed.
+        case commandFailed(TerminationStatus)
+        /// A dataset stands where a stream goes, and ferry did not make it.
+        case notOurs
+        /// A file of the stream store could not be made, written or opened.
+        case storeFile(Errno)
+        /// A stream's description in the store cannot be decoded.
+        case storeDamaged
+        /// The stream on standard input could not be read.
+        case input(Errno)
+        /// No drive took the stream, and the store did not keep it.
+        case notKept
+    }
+    public var code: Code
     public var problem: String
+
+    public init(_ code: Code, problem: String) {
+        self.code = code
+        self.problem = problem
+    }
 
     public var description: String { problem }
 }
@@ -65,7 +86,9 @@ public struct ZFSInventory: Sendable {
         let result = try await runner.run(Zpool.listImported(), input: nil)
         guard result.status.succeeded else {
             // zpool prints "no pools available" with status 0; anything else is a fault.
-            throw ZFSError(problem: "zpool list failed (\(result.status)): \(result.errorTail(lines: 1)); is the ZFS daemon running?")
+            throw ZFSError(
+                .commandFailed(result.status),
+                problem: "zpool list failed (\(result.status)): \(result.errorTail(lines: 1)); is the ZFS daemon running?")
         }
         let pools = result.output.split(separator: "\n").compactMap { line -> PoolState? in
             let fields = line.split(separator: "\t")
@@ -112,7 +135,9 @@ public struct ZFSInventory: Sendable {
         guard result.status.succeeded else {
             let error = String(decoding: result.standardError, as: UTF8.self)
             if error.contains("does not exist") { return nil }
-            throw ZFSError(problem: "cannot list the snapshots of \(dataset) (\(result.status)): \(result.errorTail(lines: 1))")
+            throw ZFSError(
+                .commandFailed(result.status),
+                problem: "cannot list the snapshots of \(dataset) (\(result.status)): \(result.errorTail(lines: 1))")
         }
         var guids: [String: UInt64] = [:]
         var txgs: [String: UInt64] = [:]
@@ -142,7 +167,7 @@ public struct ZFSInventory: Sendable {
     public func datasets(under root: String) async throws -> [String] {
         let result = try await runner.run(Zfs.listDatasets(under: root), input: nil)
         guard result.status.succeeded else {
-            throw ZFSError(problem: "cannot list \(root): \(result.errorTail(lines: 1))")
+            throw ZFSError(.commandFailed(result.status), problem: "cannot list \(root): \(result.errorTail(lines: 1))")
         }
         return result.output.split(separator: "\n").map(String.init)
     }
