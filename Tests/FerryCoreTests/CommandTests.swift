@@ -40,6 +40,16 @@ struct CommandTests {
         #expect(LoopSetup.makeExt4(image: "/tmp/a.img", label: "FERRY-1").description == "/usr/sbin/mkfs.ext4 -q -F -L FERRY-1 /tmp/a.img")
     }
 
+    @Test("notify-command is told that the stick may go, and is not run when not set")
+    func notifyArgv() {
+        let command = Notify.safeToRemove(["/usr/local/bin/beep", "-f", "440"], device: "/dev/sdb1")
+        #expect(command?.executable == "/usr/local/bin/beep")
+        #expect(command?.arguments == ["-f", "440"])
+        #expect(command?.environment == ["FERRY_EVENT": "safe-to-remove", "FERRY_DEVICE": "/dev/sdb1"])
+        #expect(command?.timeout != nil)
+        #expect(Notify.safeToRemove([], device: "/dev/sdb1") == nil)
+    }
+
     @Test("a command prints as a shell would read it")
     func quoting() {
         #expect(Command("/bin/echo", ["a b", "it's", ""]).description == "/bin/echo 'a b' 'it'\\''s' ''")

@@ -4,7 +4,9 @@ import SystemPackage
 /// One external program to run: an absolute path and its arguments.
 ///
 /// Commands are values so that a test can assert the exact argv without
-/// running anything. They are built in `ExternalCommands.swift` only.
+/// running anything. FerryCore builds its commands in
+/// `ExternalCommands.swift` only; the demo and the test bed build theirs in
+/// FerryDemo's `DemoCommands.swift`.
 public struct Command: Sendable, Equatable, CustomStringConvertible {
     public var executable: String
     public var arguments: [String]

@@ -191,6 +191,18 @@ public enum Systemctl {
     }
 }
 
+/// The admin's own `notify-command` (a beep, an LED).
+public enum Notify {
+    /// `notify-command`, told that the stick on `device` may go; nil when
+    /// none is configured.
+    public static func safeToRemove(_ notifyCommand: [String], device: String) -> Command? {
+        guard let executable = notifyCommand.first else { return nil }
+        return Command(
+            executable, Array(notifyCommand.dropFirst()), environment: ["FERRY_EVENT": "safe-to-remove", "FERRY_DEVICE": device],
+            timeout: .seconds(30))
+    }
+}
+
 extension Command {
     /// The same command run as `user` through runuser(1); unchanged when
     /// `user` is empty, which means "as ferry's own user".

@@ -303,11 +303,7 @@ public struct StickVisit: Sendable {
     }
 
     private func notifySafeToRemove(device: BlockDevice) async {
-        guard let executable = config.notifyCommand.first else { return }
-        let command = Command(
-            executable, Array(config.notifyCommand.dropFirst()),
-            environment: ["FERRY_EVENT": "safe-to-remove", "FERRY_DEVICE": device.devnode],
-            timeout: .seconds(30))
+        guard let command = Notify.safeToRemove(config.notifyCommand, device: device.devnode) else { return }
         do {
             let result = try await context.runner.run(command, input: nil)
             if !result.status.succeeded {

@@ -29,8 +29,10 @@ public struct ReceivedDatasets: Sendable {
         file.read() ?? []
     }
 
-    /// Records that `pool` now holds `stream`'s snapshot. A snapshot older
-    /// than the one recorded for the dataset only adds the pool.
+    /// Records that `pool` now holds `stream`'s snapshot. The recorded
+    /// snapshot gains the pool; one taken no earlier replaces the record,
+    /// held by `pool` alone so far; an older one changes nothing, since the
+    /// record is of the newest snapshot.
     public func record(_ stream: StoredStream, pool: String, at time: Date) throws {
         var all = load()
         let name = "\(stream.dataset)"
