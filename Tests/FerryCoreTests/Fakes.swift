@@ -2,11 +2,14 @@ import Crypto
 import Foundation
 import Synchronization
 import SystemPackage
+import Testing
 
 @testable import FerryCore
 
 /// Records every command and answers from a script keyed by argv. A
 /// command given several answers gets them in turn, the last one for good.
+/// A command with no answer is a test failure: a test says what every
+/// command it causes answers, failures included.
 final class FakeRunner: CommandRunner {
     private let state = Mutex<(calls: [Command], answers: [String: [CommandResult]])>(([], [:]))
 
@@ -17,17 +20,20 @@ final class FakeRunner: CommandRunner {
     var calls: [Command] { state.withLock { $0.calls } }
 
     func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult {
-        state.withLock { state in
+        let answer: CommandResult? = state.withLock { state in
             state.calls.append(command)
-            guard var results = state.answers[command.description], let first = results.first else {
-                return CommandResult(status: .exited(127), standardError: Array("not scripted\n".utf8))
-            }
+            guard var results = state.answers[command.description], let first = results.first else { return nil }
             if results.count > 1 {
                 results.removeFirst()
                 state.answers[command.description] = results
             }
             return first
         }
+        guard let answer else {
+            Issue.record("FakeRunner: no answer scripted for \(command)")
+            return CommandResult(status: .exited(127), standardError: Array("not scripted\n".utf8))
+        }
+        return answer
     }
 
     func run(_ command: Command, inputFrom input: FileDescriptor) async throws(CommandError) -> CommandResult {

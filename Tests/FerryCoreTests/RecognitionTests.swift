@@ -193,6 +193,8 @@ struct EnrolmentTests {
             Zpool.guid(pool: "backup-a"), with: CommandResult(status: .exited(0), standardOutput: Array("1234567890\n".utf8)))
         world.runner.answer(
             Zpool.listImported(), with: CommandResult(status: .exited(0), standardOutput: Array("backup-a\t1234567890\tONLINE\n".utf8)))
+        world.runner.answer(
+            Zpool.unhealthy(), with: CommandResult(status: .exited(0), standardOutput: Array("all pools are healthy\n".utf8)))
         let context = world.context()
         let (drive, new) = try await DriveEnrolment(context: context).enroll("backup-a")
         #expect(new)
@@ -206,6 +208,9 @@ struct EnrolmentTests {
     @Test("a pool that is not imported, a bad name, or a clashing name is refused")
     func driveRefused() async throws {
         let world = FakeWorld()
+        world.runner.answer(
+            Zpool.guid(pool: "backup-a"),
+            with: CommandResult(status: .exited(1), standardError: Array("cannot open 'backup-a': no such pool\n".utf8)))
         let context = world.context()
         await #expect { _ = try await DriveEnrolment(context: context).enroll("backup-a") } throws: {
             ($0 as? DriveError)?.code == .notImported && "\($0)".contains("is not an imported pool")

@@ -127,6 +127,8 @@ struct PlugInTests {
             Zpool.importByGUID("42", searchDirectory: "/dev"), with: Self.failure("invalid option 'N'\nusage: ...\n", status: 2))
         world.runner.answer(Zpool.importByGUID("42", searchDirectory: "/dev", altroot: altroot), with: Self.output(""))
         world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(""))
+        world.runner.answer(
+            Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: Self.output(""))
         let plugged = try await DriveDock(context: context).plugIn(device, drive: drive)
         #expect(
             Zpool.importByGUID("42", searchDirectory: "/dev").arguments == ["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"])
@@ -191,6 +193,8 @@ struct PlugInTests {
             Self.output("all pools are healthy\n"))
         world.runner.answer(Zpool.clear(pool: "backup-b"), with: Self.output(""))
         world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(""))
+        world.runner.answer(
+            Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: Self.output(""))
         let plugged = try await DriveDock(context: context).plugIn(device, drive: docked)
         #expect(plugged.recovered == "it was pulled while in use (its I/O suspended); zpool clear resumed it")
         let zpool = world.runner.calls.filter { $0.executable == Tool.zpool }.map { $0.arguments.first ?? "" }
