@@ -8,9 +8,11 @@ struct RotationPolicyTests {
     let now = try! Date("2026-11-27T12:00:00Z", strategy: .iso8601)
     let policy = RotationPolicy(FerryConfig.Rotation(rotateAfter: "14d", storeWarnPercent: 50))
 
+    /// Fixed GUIDs, the same every run (a `hashValue` is seeded afresh each run).
+    static let guids = ["a": "1111111111111111111", "b": "2222222222222222222", "c": "3333333333333333333", "r": "4444444444444444444"]
+
     func drive(_ pool: String, _ place: DrivePlace, since: String, behind: Int = 0) -> EnrolledDrive {
-        var drive = EnrolledDrive(
-            pool: pool, guid: "\(pool.hashValue.magnitude)", enrolled: "2026-01-01T00:00:00Z", place: place, since: since)
+        var drive = EnrolledDrive(pool: pool, guid: Self.guids[pool]!, enrolled: "2026-01-01T00:00:00Z", place: place, since: since)
         drive.behind = PacketCount(packets: behind, bytes: UInt64(behind) << 20)
         return drive
     }
@@ -55,7 +57,7 @@ struct RotationPolicyTests {
         away.datasets = [DriveDataset(dataset: "laptop/tank/root", snapshot: "s2", created: "2026-11-19T00:00:00Z")]
         #expect(
             StatusText.lines(away) == [
-                "drive b (GUID \(away.guid)): offsite since 2026-11-20T00:00:00Z, 2 stream(s) behind (2.0 MiB)",
+                "drive b (GUID 2222222222222222222): offsite since 2026-11-20T00:00:00Z, 2 stream(s) behind (2.0 MiB)",
                 "  laptop/tank/root@s2, taken 2026-11-19T00:00:00Z",
             ])
         #expect(
