@@ -11,15 +11,24 @@ import Testing
 /// A command with no answer is a test failure: a test says what every
 /// command it causes answers, failures included.
 final class FakeRunner: CommandRunner {
-    private let state = Mutex<(calls: [Command], answers: [String: [CommandResult]])>(([], [:]))
+    private let state = Mutex<(calls: [Command], answers: [String: [CommandResult]], effects: [String: @Sendable () -> Void])>(
+        ([], [:], [:]))
 
     func answer(_ command: Command, with results: CommandResult...) {
         state.withLock { $0.answers[command.description] = results }
     }
 
+    /// Runs `effect` each time `command` runs, before it answers: what the
+    /// real program leaves behind (the packets nncp-xfer moves).
+    func onRun(_ command: Command, _ effect: @escaping @Sendable () -> Void) {
+        state.withLock { $0.effects[command.description] = effect }
+    }
+
     var calls: [Command] { state.withLock { $0.calls } }
 
     func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult {
+        let effect = state.withLock { $0.effects[command.description] }
+        effect?()
         let answer: CommandResult? = state.withLock { state in
             state.calls.append(command)
             guard var results = state.answers[command.description], let first = results.first else { return nil }

@@ -1,0 +1,103 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import FerryCore
+
+/// `ferry handle` of an enrolled stick with every side effect faked: the
+/// NNCP commands each role runs, and in what order (DESIGN.md section 2).
+@Suite("The visit's commands, in order, for each role")
+struct VisitOrderTests {
+    let incoming = String(repeating: "I", count: 52)
+    let outgoing = String(repeating: "O", count: 52)
+
+    /// A stick at /dev/sdz1 enrolled by the spooler, carrying one packet for
+    /// `node` from `peer`; `node`'s spool holds one packet for `peer`. The
+    /// fake nncp-xfer takes the incoming packet off the stick on -rx and
+    /// puts the outgoing one on it on -tx.
+    func world(_ role: Role, node: String, peer: String) throws -> (world: FakeWorld, context: FerryContext, nncp: NNCPConfig) {
+        var world = FakeWorld()
+        world.devices["/dev/sdz1"] = .stick()
+        let fixture = world.scratch.path + "/fixture"
+        let identity = try StickIdentity.make(for: .stick(), nncp: world.nodes.config(of: "spooler"), at: Date())
+        world.scratch.write("fixture/.ferry/identity", String(decoding: try identity.encoded(), as: UTF8.self))
+        let me = world.nodes.id(node)
+        let them = world.nodes.id(peer)
+        world.scratch.write("fixture/nncp/\(me)/\(them)/\(incoming)", "incoming")
+        world.scratch.write("spool/\(them)/tx/\(outgoing)", "outgoing")
+        world.mounter.serve("/dev/sdz1", from: fixture)
+
+        var nncp = world.nodes.config(of: node)
+        nncp.spool = world.scratch.path + "/spool"
+        var context = world.context(role: role, as: node, peer: peer)
+        context.config.nncpUser = ""
+        context.nncpSource = FixedNNCP(config: nncp)
+
+        let stick = context.config.mountRoot + "/sdz1/nncp"
+        let timeout = context.config.exchange.commandTimeout
+        let (incoming, outgoing) = (incoming, outgoing)
+        world.runner.onRun(NNCP.xferReceive(config: nncp.path, directory: stick, timeout: timeout)) {
+            try? FileManager.default.removeItem(atPath: "\(stick)/\(me)/\(them)/\(incoming)")
+        }
+        for keep in [false, true] {
+            world.runner.onRun(NNCP.xferSend(config: nncp.path, directory: stick, node: peer, keep: keep, timeout: timeout)) {
+                try? FileManager.default.createDirectory(atPath: "\(stick)/\(them)/\(me)", withIntermediateDirectories: true)
+                FileManager.default.createFile(atPath: "\(stick)/\(them)/\(me)/\(outgoing)", contents: Data("outgoing".utf8))
+            }
+        }
+        return (world, context, nncp)
+    }
+
+    static let done = CommandResult(status: .exited(0))
+
+    @Test("at the spooler: rx, toss (ACKs release kept packets), then tx with -keep; nothing is removed from the spool")
+    func spooler() async throws {
+        let (world, context, nncp) = try world(.spooler, node: "spooler", peer: "backupsvr")
+        let stick = context.config.mountRoot + "/sdz1/nncp"
+        let timeout = context.config.exchange.commandTimeout
+        let expected = [
+            NNCP.xferReceive(config: nncp.path, directory: stick, timeout: timeout),
+            NNCP.toss(config: nncp.path, timeout: timeout),
+            NNCP.xferSend(config: nncp.path, directory: stick, node: "backupsvr", keep: true, timeout: timeout),
+        ]
+        for command in expected { world.runner.answer(command, with: Self.done) }
+
+        let recognition = try await Handler(context: context).handle(devnode: "/dev/sdz1")
+
+        #expect(recognition.verdict == .stick)
+        #expect(world.runner.calls == expected)
+        let report = try #require(VisitReport.last(stateDir: context.config.stateDir))
+        #expect(report.received.packets == 1)
+        #expect(report.sent.packets == 1)
+        #expect(FileManager.default.fileExists(atPath: nncp.spool + "/\(world.nodes.id("backupsvr"))/tx/\(outgoing)"))
+    }
+
+    @Test("at backupsvr: rx, ack, tx, rm of what went onto the stick, the drives; the toss only once the stick is unmounted")
+    func backupsvr() async throws {
+        let (world, context, nncp) = try world(.backupsvr, node: "backupsvr", peer: "spooler")
+        let stick = context.config.mountRoot + "/sdz1/nncp"
+        let timeout = context.config.exchange.commandTimeout
+        let toss = NNCP.toss(config: nncp.path, timeout: nil)
+        let expected = [
+            NNCP.xferReceive(config: nncp.path, directory: stick, timeout: timeout),
+            NNCP.ack(config: nncp.path, node: "spooler", timeout: timeout),
+            NNCP.xferSend(config: nncp.path, directory: stick, node: "spooler", keep: false, timeout: timeout),
+            NNCP.removePackets(config: nncp.path, node: "spooler", timeout: timeout),
+            Zpool.listImported(),
+            toss,
+        ]
+        for command in expected { world.runner.answer(command, with: Self.done) }
+        let unmountedBeforeToss = Mutex<Bool?>(nil)
+        let mounter = world.mounter
+        world.runner.onRun(toss) { unmountedBeforeToss.withLock { $0 = !mounter.unmounts.isEmpty } }
+
+        let recognition = try await Handler(context: context).handle(devnode: "/dev/sdz1")
+
+        #expect(recognition.verdict == .stick)
+        #expect(world.runner.calls == expected)
+        #expect(unmountedBeforeToss.withLock { $0 } == true)
+        let report = try #require(VisitReport.last(stateDir: context.config.stateDir))
+        #expect(report.received.packets == 1)
+        #expect(report.sent.packets == 1)
+    }
+}
