@@ -55,6 +55,13 @@ final class FakeRunner: CommandRunner {
     }
 }
 
+extension CommandResult {
+    /// Exit 0 with `text` on standard output.
+    static func output(_ text: String) -> CommandResult {
+        CommandResult(status: .exited(0), standardOutput: Array(text.utf8))
+    }
+}
+
 /// "Mounts" by copying a fixture tree into the mount point, and records the
 /// calls; unmounting removes what is there.
 final class FakeMounter: Mounter {

@@ -11,8 +11,6 @@ struct SendOrderTests {
     static let mark = "ferry-20261101T000000Z"
     static let new = "ferry-20261102T000000Z"
 
-    static func output(_ text: String) -> CommandResult { CommandResult(status: .exited(0), standardOutput: Array(text.utf8)) }
-
     /// A laptop whose dataset was last sent at `mark`, and whose new
     /// snapshot `new` is the one to go now.
     func world() -> (world: FakeWorld, sender: SnapshotSender, exec: Command, send: Command) {
@@ -22,11 +20,11 @@ struct SendOrderTests {
         context.config.send.host = "laptop"
         let nncp = world.nodes.config(of: "laptop")
         let d = Self.dataset
-        world.runner.answer(Zfs.get([SnapshotSender.markProperty], of: [d]), with: Self.output("\(d)\tferry:sent\t\(Self.mark)\tlocal\n"))
-        world.runner.answer(Zfs.snapshot(d, named: Self.new), with: Self.output(""))
+        world.runner.answer(Zfs.get([SnapshotSender.markProperty], of: [d]), with: .output("\(d)\tferry:sent\t\(Self.mark)\tlocal\n"))
+        world.runner.answer(Zfs.snapshot(d, named: Self.new), with: .output(""))
         world.runner.answer(
             Zfs.get(["guid", "createtxg", "creation"], of: [d], depth: 1),
-            with: Self.output(
+            with: .output(
                 """
                 \(d)@\(Self.mark)\tguid\t111\t-
                 \(d)@\(Self.mark)\tcreatetxg\t10\t-
@@ -39,7 +37,7 @@ struct SendOrderTests {
         let send = Zfs.send(d, snapshot: Self.new, from: Self.mark)
         let exec = NNCP.exec(
             config: nncp.path, nice: SnapshotSender.niceness, node: "backupsvr", handle: SnapshotSender.handle, arguments: ["laptop/\(d)"])
-        world.runner.answer(send, with: Self.output(""))
+        world.runner.answer(send, with: .output(""))
         return (world, SnapshotSender(context: context, nncp: nncp), exec, send)
     }
 
@@ -61,9 +59,9 @@ struct SendOrderTests {
         let (world, sender, exec, send) = world()
         let setMark = Zfs.set(SnapshotSender.markProperty, Self.new, on: Self.dataset)
         let prune = Zfs.destroySnapshot(Self.dataset, named: Self.mark)
-        world.runner.answer(exec, with: Self.output(""))
-        world.runner.answer(setMark, with: Self.output(""))
-        world.runner.answer(prune, with: Self.output(""))
+        world.runner.answer(exec, with: .output(""))
+        world.runner.answer(setMark, with: .output(""))
+        world.runner.answer(prune, with: .output(""))
 
         let result = await sender.send(Self.dataset, snapshot: Self.new)
 

@@ -11,12 +11,11 @@ struct StoreOrderTests {
     static let root = "backup-a/laptop/tank/root"
     static let home = "backup-a/laptop/tank/root/home"
 
-    static func output(_ text: String) -> CommandResult { CommandResult(status: .exited(0), standardOutput: Array(text.utf8)) }
     static func missing(_ dataset: String) -> CommandResult {
         CommandResult(status: .exited(1), standardError: Array("cannot open '\(dataset)': dataset does not exist\n".utf8))
     }
     static func snapshots(_ dataset: String, _ guids: [UInt64]) -> CommandResult {
-        output(
+        .output(
             guids.enumerated().map { index, guid in
                 "\(dataset)@s\(index + 1)\tguid\t\(guid)\t-\n\(dataset)@s\(index + 1)\tcreatetxg\t\(index + 10)\t-\n"
             }.joined())
@@ -57,16 +56,16 @@ struct StoreOrderTests {
         runner.answer(Self.listSnapshots(Self.home), with: Self.missing(Self.home))
         for dataset in [Self.root, Self.home] {
             runner.answer(Self.listSnapshots(dataset + "/%recv"), with: Self.missing(dataset + "/%recv"))
-            runner.answer(Zfs.get(["readonly", "canmount"], of: [dataset]), with: Self.output(""))
-            runner.answer(Zfs.set("readonly", "on", on: dataset), with: Self.output(""))
-            runner.answer(Zfs.set("canmount", "noauto", on: dataset), with: Self.output(""))
+            runner.answer(Zfs.get(["readonly", "canmount"], of: [dataset]), with: .output(""))
+            runner.answer(Zfs.set("readonly", "on", on: dataset), with: .output(""))
+            runner.answer(Zfs.set("canmount", "noauto", on: dataset), with: .output(""))
         }
         for container in ["backup-a/laptop", "backup-a/laptop/tank"] {
             runner.answer(Self.listSnapshots(container), with: Self.missing(container))
-            runner.answer(Zfs.createContainer(container), with: Self.output(""))
+            runner.answer(Zfs.createContainer(container), with: .output(""))
         }
-        runner.answer(receiveRoot, with: Self.output(""))
-        runner.answer(receiveHome, with: Self.output(""))
+        runner.answer(receiveRoot, with: .output(""))
+        runner.answer(receiveHome, with: .output(""))
 
         let outcome = try await StoreApplier(context: context, store: store).applyPending(
             present: [PresentDrive(drive: drive)], options: ReceiveOptions(configured: ["-u"]))

@@ -48,8 +48,6 @@ struct VisitOrderTests {
         return (world, context, nncp)
     }
 
-    static let done = CommandResult(status: .exited(0))
-
     @Test("at the spooler: rx, toss (ACKs release kept packets), then tx with -keep; nothing is removed from the spool")
     func spooler() async throws {
         let (world, context, nncp) = try world(.spooler, node: "spooler", peer: "backupsvr")
@@ -60,7 +58,7 @@ struct VisitOrderTests {
             NNCP.toss(config: nncp.path, timeout: timeout),
             NNCP.xferSend(config: nncp.path, directory: stick, node: "backupsvr", keep: true, timeout: timeout),
         ]
-        for command in expected { world.runner.answer(command, with: Self.done) }
+        for command in expected { world.runner.answer(command, with: .output("")) }
 
         let recognition = try await Handler(context: context).handle(devnode: "/dev/sdz1")
 
@@ -86,7 +84,7 @@ struct VisitOrderTests {
             Zpool.listImported(),
             toss,
         ]
-        for command in expected { world.runner.answer(command, with: Self.done) }
+        for command in expected { world.runner.answer(command, with: .output("")) }
         let unmountedBeforeToss = Mutex<Bool?>(nil)
         let mounter = world.mounter
         world.runner.onRun(toss) { unmountedBeforeToss.withLock { $0 = !mounter.unmounts.isEmpty } }
