@@ -92,7 +92,8 @@ struct CommandTests {
         await #expect {
             _ = try await SubprocessRunner().run(Command("/nonexistent/tool", []), input: nil)
         } throws: { error in
-            "\(error)".hasPrefix("could not run /nonexistent/tool")
+            guard case .launchFailed = (error as? CommandError)?.code else { return false }
+            return "\(error)".hasPrefix("could not run /nonexistent/tool")
         }
     }
 }

@@ -204,3 +204,27 @@ struct PlugInTests {
         #expect(!zpool.contains("export") && !zpool.contains("import"))
     }
 }
+
+@Suite("backupsvr's state, as the visit, status and drive list read it")
+struct BackupsvrStateTests {
+    @Test("zpool failing is a warning, and the drives are shown as last recorded")
+    func poolsUnreadable() async throws {
+        let world = FakeWorld()
+        let context = world.context()
+        let drive = EnrolledDrive(
+            pool: "backup-a", guid: "42", enrolled: "2026-11-01T00:00:00Z", place: .dock, since: "2026-11-01T00:00:00Z")
+        try context.drives.enroll(drive)
+        world.runner.answer(Zpool.listImported(), with: PlugInTests.failure("connect: no such file or directory\n"))
+
+        let state = try await DriveDock(context: context).backupsvrState()
+
+        #expect(state.drives.map(\.pool) == ["backup-a"])
+        #expect(state.drives[0].place == .dock)
+        #expect(
+            state.warnings.first
+                == "could not check the backup drives' pools: zpool list failed (exit status 1): connect: no such file or directory; is the ZFS daemon running?"
+        )
+        #expect(state.datasets.isEmpty)
+        #expect(state.streamStore == PacketCount())
+    }
+}
