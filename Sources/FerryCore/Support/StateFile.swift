@@ -6,7 +6,8 @@ struct StateFile<Value: Codable>: Sendable {
     /// Why a state file could not be loaded.
     enum LoadError: Error {
         case unreadable(FileAccessError)
-        case damaged(DecodingError)
+        /// Not JSON of a `Value`: what JSONDecoder said.
+        case damaged(any Error)
     }
 
     var name: String
@@ -36,10 +37,8 @@ struct StateFile<Value: Codable>: Sendable {
         }
         do {
             return try JSONDecoder().decode(Value.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw .damaged(error)
         } catch {
-            throw .damaged(.dataCorrupted(.init(codingPath: [], debugDescription: "\(error)")))
+            throw .damaged(error)
         }
     }
 
