@@ -31,7 +31,9 @@ public struct FerryContext: Sendable {
 
     /// This host's NNCP config, read through nncp-cfgdir.
     public func nncpConfig() async throws -> NNCPConfig {
-        try await nncpSource.load(path: config.nncpConfig, configKey: "nncp-config in \(config.path)")
+        var nncp = try await nncpSource.load(path: config.nncpConfig, configKey: "nncp-config in \(config.path)")
+        nncp.configuredName = config.name
+        return nncp
     }
 
     /// The backup drives enrolled on this host.

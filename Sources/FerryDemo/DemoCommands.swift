@@ -2,19 +2,11 @@ import FerryCore
 
 // The commands only `ferry demo` and the integration tests run, built here
 // as FerryCore builds its own in Commands/ExternalCommands.swift: nothing
-// that udev starts can make pools, loop devices or NNCP keys.
+// that udev starts can make pools or loop devices.
 
 extension Tool {
-    public static let nncpCfgnew = "/usr/bin/nncp-cfgnew"
     public static let losetup = "/usr/sbin/losetup"
     public static let mkfsExt4 = "/usr/sbin/mkfs.ext4"
-}
-
-extension NNCP {
-    /// Makes a new node: a config with fresh keys, on standard output.
-    public static func cfgnew() -> Command {
-        Command(Tool.nncpCfgnew, ["-nocomments"], timeout: .seconds(30))
-    }
 }
 
 extension Zpool {

@@ -11,7 +11,7 @@ struct Ferry: AsyncParsableCommand {
         abstract: "Carries NNCP packets across an air gap on USB sticks, and keeps offline ZFS backup drives up to date.",
         subcommands: [
             Handle.self, Identify.self, Enroll.self, Drive.self, Status.self, Journal.self, Send.self, Queue.self, Receive.self,
-            Toss.self, Demo.self,
+            Toss.self, Init.self, Card.self, Pair.self, Doctor.self, Demo.self,
         ])
 }
 
@@ -25,15 +25,21 @@ struct GlobalOptions: ParsableArguments {
 
     /// Sets up logging (to syslog too with `syslog`), reads the config and
     /// builds the context.
-    func context(syslog: Bool = false) throws -> FerryContext {
+    func context(syslog: Bool = false, absolutePath: Bool = false) throws -> FerryContext {
+        bootstrapLogging(syslog: syslog)
+        let config = try FerryConfig.load(path: absolutePath ? absoluteConfigPath(config) : FerryConfig.resolvePath(option: config))
+        try config.checkNNCPConfigExists()
+        return FerryContext(config: config)
+    }
+}
+
+extension GlobalOptions {
+    func bootstrapLogging(syslog: Bool = false) {
         let level: Logger.Level = verbose ? .debug : .info
         LoggingSystem.bootstrap { label -> any LogHandler in
             guard syslog else { return FerryLogHandler(label: label, level: level) }
             return MultiplexLogHandler([FerryLogHandler(label: label, level: level), SyslogLogHandler(label: label, level: level)])
         }
-        let config = try FerryConfig.load(path: FerryConfig.resolvePath(option: config))
-        try config.checkNNCPConfigExists()
-        return FerryContext(config: config)
     }
 }
 

@@ -61,6 +61,19 @@ struct ConfigTests {
         #expect(config.rotation.storeWarnPercent == 50)
     }
 
+    @Test("a spooler not paired yet has no peer, and a visit says how to get one")
+    func noPeerYet() throws {
+        let config = try FerryConfig.parse("role = \"spooler\"\nname = \"spooler\"\n", path: path)
+        #expect(config.peer == nil)
+        #expect(config.name == "spooler")
+        #expect {
+            _ = try config.requirePeer()
+        } throws: { error in
+            "\(error)"
+                == "/etc/ferry/ferry.toml: key \"peer\" is not set: this spooler is not paired across the gap yet (ferry pair DEVNODE, with the stick)"
+        }
+    }
+
     @Test(
         "a bad config gives one line naming the file and the key",
         arguments: [
@@ -68,7 +81,7 @@ struct ConfigTests {
             ("role = \"spooler\"\npeer = \"b\"\n[receive]\nsender = {}\n", "key \"receive.sender\" is not a known setting"),
             ("role = \"courier\"\n", "key \"role\" is \"courier\"; expected one of spooler, backupsvr, laptop"),
             ("peer = \"b\"\n", "key \"role\" is missing"),
-            ("role = \"spooler\"\n", "key \"peer\" is missing"),
+            ("role = \"spooler\"\nname = \"../x\"\n", "key \"name\" is \"../x\"; a node name is"),
             ("role = 3\n", "key \"role\" must be a string, not int"),
             ("role = \"spooler\"\npeer = \"b\"\nstate-dir = \"var/lib\"\n", "key \"state-dir\" must be an absolute path"),
             ("role = \"laptop\"\n[send]\ndatasets = [1]\n", "key \"send.datasets\" must hold only strings"),

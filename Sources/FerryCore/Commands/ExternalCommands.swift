@@ -2,6 +2,7 @@
 /// under systemd and in NNCP exec handlers there is no PATH to rely on.
 public enum Tool {
     public static let nncpCfgdir = "/usr/bin/nncp-cfgdir"
+    public static let nncpCfgnew = "/usr/bin/nncp-cfgnew"
     public static let nncpXfer = "/usr/bin/nncp-xfer"
     public static let nncpToss = "/usr/bin/nncp-toss"
     public static let nncpAck = "/usr/bin/nncp-ack"
@@ -20,6 +21,19 @@ public enum NNCP {
     /// which must not exist yet: NNCP reads its HJSON so that ferry does not.
     public static func cfgdirDump(config: String, into directory: String) -> Command {
         Command(Tool.nncpCfgdir, ["-cfg", config, "-dump", directory], timeout: .seconds(30))
+    }
+
+    /// Makes a new node (`ferry init`): a config with fresh keys, on
+    /// standard output.
+    public static func cfgnew() -> Command {
+        Command(Tool.nncpCfgnew, ["-nocomments"], timeout: .seconds(30))
+    }
+
+    /// Reads the configuration directory `directory` with NNCP's own parser
+    /// and prints it as HJSON: ferry discards the text, and keeps only
+    /// NNCP's verdict on the directory.
+    public static func cfgdirLoad(directory: String) -> Command {
+        Command(Tool.nncpCfgdir, ["-load", directory], timeout: .seconds(30))
     }
 
     // No -quiet: with it nncp-xfer prints not even its errors, which ferry

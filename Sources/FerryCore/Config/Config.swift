@@ -13,10 +13,13 @@ public struct FerryConfig: Sendable, Equatable {
     /// The file this was read from, for error messages.
     public var path: String
     public var role: Role
+    /// This node's name among the others (`ferry init --name`): the name on
+    /// its card, and on a laptop the HOST of every destination it sends.
+    public var name: String?
     public var nncpConfig = "/etc/nncp.hjson"
     /// NNCP commands run as this user; empty means as ferry's own user.
     public var nncpUser = "nncp"
-    /// The NNCP node across the gap.
+    /// The NNCP node across the gap; nil until `ferry pair` has set it.
     public var peer: String?
     public var stateDir = "/var/lib/ferry"
     public var mountRoot = "/run/ferry"
@@ -108,7 +111,8 @@ public struct FerryConfig: Sendable, Equatable {
         }
         let reader = TableReader(table: table, path: path, prefix: "")
         try reader.allowOnly([
-            "role", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "status", "receive",
+            "role", "name", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "status",
+            "receive",
             "rotation", "send",
         ])
 
@@ -122,6 +126,12 @@ public struct FerryConfig: Sendable, Equatable {
                 problem: "is \"\(printable(roleName))\"; expected one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var config = FerryConfig(path: path, role: role)
+        if let name = try reader.string("name") {
+            guard NodeName.isValid(name) else {
+                throw ConfigError(path: path, key: "name", problem: "is \"\(printable(name))\"; \(NodeName.rule)")
+            }
+            config.name = name
+        }
         config.nncpConfig = try reader.absolutePath("nncp-config") ?? config.nncpConfig
         config.nncpUser = try reader.string("nncp-user") ?? config.nncpUser
         config.peer = try reader.string("peer")
@@ -174,9 +184,7 @@ public struct FerryConfig: Sendable, Equatable {
             config.send.simplesnapStore = try send.string("simplesnap-store")
         }
 
-        if role != .laptop, config.peer?.isEmpty ?? true {
-            throw ConfigError(path: path, key: "peer", problem: "is missing; a \(role.rawValue) needs the NNCP node across the gap")
-        }
+        if config.peer?.isEmpty == true { config.peer = nil }
         return config
     }
 
@@ -187,6 +195,17 @@ public struct FerryConfig: Sendable, Equatable {
             throw ConfigError(
                 path: path, key: "nncp-config", problem: "names \(nncpConfig), which does not exist; make one with nncp-cfgnew")
         }
+    }
+
+    /// The peer, or one line saying how this host gets one: a spooler or a
+    /// backupsvr learns it by pairing across the gap.
+    public func requirePeer() throws(ConfigError) -> String {
+        guard let peer else {
+            throw ConfigError(
+                path: path, key: "peer",
+                problem: "is not set: this \(role.rawValue) is not paired across the gap yet (ferry pair DEVNODE, with the stick)")
+        }
+        return peer
     }
 
     /// Throws unless this host has one of `roles`.

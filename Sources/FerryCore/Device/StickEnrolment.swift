@@ -46,7 +46,10 @@ public struct StickEnrolment: Sendable {
                     let existing = try MediumRecognizer.readIdentity(root: root)
                     let enroller = try existing.verify(
                         device: device, nncp: nncp, trusting: context.config.peer, path: MediumRecognizer.identityPath(root))
-                    if !force { return .alreadyEnrolled(existing, by: enroller.name) }
+                    if !force {
+                        leaveCards(in: try root.subdirectory(StickIdentity.directory), nncp: nncp)
+                        return .alreadyEnrolled(existing, by: enroller.name)
+                    }
                 } catch let error as FerryError where error.exitStatus == .notOurs || error is FileAccessError {
                     guard force else {
                         throw EnrolmentError(
@@ -67,12 +70,35 @@ public struct StickEnrolment: Sendable {
             } catch {
                 context.logger.warning("the stick is enrolled, but its journal could not be started: \(error)")
             }
+            leaveCards(in: directory, nncp: nncp)
             context.logger.info(
                 "enrolled stick",
                 metadata: [
                     "device": "\(devnode)", "uuid": "\(uuid)", "label": "\(printable(identity.label))", "by": "\(identity.enrollerName)",
                 ])
             return .enrolled(identity)
+        }
+    }
+
+    /// Leaves this node's card on the stick, and on the spooler the cards
+    /// of the laptops paired here with the signed list that introduces
+    /// them (DESIGN.md section 8): the stick carries the introductions
+    /// across the gap.
+    /// A failure here is a warning, as the journal's is: the stick is
+    /// enrolled, and `ferry enroll` again leaves the cards.
+    private func leaveCards(in ferry: SafeDirectory, nncp: NNCPConfig) {
+        do {
+            let own = try NodeCard.make(name: nncp.selfName, role: context.config.role, nncp: nncp)
+            let laptops =
+                context.config.role == .spooler
+                ? CardStore(stateDir: context.config.stateDir).all().filter {
+                    $0.role == Role.laptop.rawValue && nncp.neighbours[$0.name]?.id == $0.id
+                } : []
+            try StickCards.write(own: own, introducing: laptops, nncp: nncp, in: ferry)
+            context.logger.info(
+                "left this node's card on the stick", metadata: ["introduces": "\(laptops.map(\.name).joined(separator: ","))"])
+        } catch {
+            context.logger.warning("the stick is enrolled, but this node's card could not be left on it: \(error)")
         }
     }
 }

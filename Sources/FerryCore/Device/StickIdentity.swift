@@ -64,17 +64,27 @@ public struct StickIdentity: Codable, Sendable, Equatable {
     /// Checks the identity against the filesystem it was read from and the
     /// nodes this host trusts (itself and its peer), and returns the enroller.
     public func verify(device: BlockDevice, nncp: NNCPConfig, trusting peer: String?, path: String) throws(IdentityError) -> NNCPNode {
-        guard version == 1 else {
-            throw IdentityError(path: path, problem: "has version \(version); this ferry reads version 1")
-        }
         guard let enrollerNode = nncp.node(id: enroller) else {
             throw IdentityError(
-                path: path, problem: "was signed by node \(printable(enroller, limit: 60)), which \(nncp.path) does not know")
+                path: path,
+                problem:
+                    "was signed by node \(printable(enroller, limit: 60)), which \(nncp.path) does not know; if this stick carries its enroller's card, pair with it: ferry pair \(device.devnode)"
+            )
         }
         guard enroller == nncp.selfID || enrollerNode.name == peer else {
             throw IdentityError(path: path, problem: "was enrolled by \(enrollerNode.name), which is neither this node nor its peer")
         }
-        guard let sig, let signature = Hex.decode(sig), signature.count == 64,
+        try verify(device: device, signedBy: enrollerNode, path: path)
+        return enrollerNode
+    }
+
+    /// Checks the identity's version, its signature by `enrollerNode`, and
+    /// that it belongs to the filesystem it was read from.
+    public func verify(device: BlockDevice, signedBy enrollerNode: NNCPNode, path: String) throws(IdentityError) {
+        guard version == 1 else {
+            throw IdentityError(path: path, problem: "has version \(version); this ferry reads version 1")
+        }
+        guard enroller == enrollerNode.id, let sig, let signature = Hex.decode(sig), signature.count == 64,
             let message = try? signedBytes(),
             enrollerNode.isValidSignature(signature, for: message)
         else {
@@ -87,7 +97,6 @@ public struct StickIdentity: Codable, Sendable, Equatable {
                     "belongs to filesystem \(printable(uuid, limit: 40)), but this one is \(device.filesystem.uuid ?? "without a UUID"); was it copied from another stick?"
             )
         }
-        return enrollerNode
     }
 }
 

@@ -23,7 +23,7 @@ public struct StickVisit: Sendable {
     /// identity was verified on this same mount. The caller holds the spool
     /// lock, and unmounts afterwards.
     public func exchange(root: SafeDirectory, identity: StickIdentity) async throws -> VisitReport {
-        let peerName = config.peer ?? ""
+        let peerName = try config.requirePeer()
         guard let peer = nncp.node(named: peerName), peer.id != nncp.selfID else {
             throw ExchangeError(
                 step: "setup", problem: "peer \(printable(peerName)) (peer in \(config.path)) is not a neighbour in \(nncp.path)")

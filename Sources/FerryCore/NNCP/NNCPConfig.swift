@@ -9,6 +9,10 @@ public struct NNCPNode: Sendable, Equatable {
     public var id: String
     /// The raw ed25519 public key (`signpub`) that checks this node's signatures.
     public var signPublicKey: [UInt8]
+    /// The nodes that packets for this one travel through (`via`).
+    public var via: [String] = []
+    /// What this node may run here: handle name to argv (`exec`).
+    public var exec: [String: [String]] = [:]
 
     /// Whether `signature` over `message` was made by this node.
     public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
@@ -23,16 +27,23 @@ public struct NNCPConfig: Sendable {
     public var spool: String
     public var log: String
     public var selfID: String
+    /// This node's public keys, base32, for its card; empty where the
+    /// config lacks one.
+    public var selfKeys = PublicKeys()
     /// The 32-byte ed25519 seed of this node's signing key (`self.signprv`).
     var signingSeed: [UInt8]
     /// The neighbours by name, including NNCP's own `self` entry.
     public var neighbours: [String: NNCPNode]
 
-    /// The name the other nodes know this node by, for people to read: a
-    /// neighbour entry with this node's id other than NNCP's own "self", else
-    /// the host name. Signatures check ids and keys, never this name.
+    /// The name ferry's config gives this node (`name`), when it does.
+    public var configuredName: String?
+
+    /// The name the other nodes know this node by, for people to read: the
+    /// configured name, else a neighbour entry with this node's id other than
+    /// NNCP's own "self", else the host name. Signatures check ids and keys,
+    /// never this name.
     public var selfName: String {
-        neighbours.values.filter { $0.id == selfID && $0.name != "self" }.map(\.name).min()
+        configuredName ?? neighbours.values.filter { $0.id == selfID && $0.name != "self" }.map(\.name).min()
             ?? ProcessInfo.processInfo.hostName
     }
 
@@ -47,6 +58,13 @@ public struct NNCPConfig: Sendable {
     public func sign(_ message: [UInt8]) throws -> [UInt8] {
         Array(try Curve25519.Signing.PrivateKey(rawRepresentation: signingSeed).signature(for: message))
     }
+}
+
+/// A node's public keys, base32 as NNCP writes them.
+public struct PublicKeys: Sendable, Equatable {
+    public var exchpub = ""
+    public var signpub = ""
+    public var noisepub = ""
 }
 
 /// An NNCP config that cannot be used.
@@ -99,6 +117,18 @@ public struct NNCPConfigLoader: NNCPConfigSource {
         guard FileManager.default.fileExists(atPath: path) else {
             throw NNCPConfigError(.missing, path: path, problem: "\(named)does not exist; make one with nncp-cfgnew")
         }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            // A configuration directory is already the tree that -dump
+            // writes: NNCP's own parser checks it (-load), then it is read
+            // in place.
+            do {
+                try await runner.check(NNCP.cfgdirLoad(directory: path))
+            } catch {
+                throw NNCPConfigError(path: path, problem: "\(named)is refused by nncp-cfgdir -load: \(error)")
+            }
+            return try Self.read(dump: path, path: path)
+        }
         var template = Array((NSTemporaryDirectory() + "/ferry-nncp.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw NNCPConfigError(
@@ -118,6 +148,9 @@ public struct NNCPConfigLoader: NNCPConfigSource {
 
     /// Reads the tree that `nncp-cfgdir -dump` wrote.
     static func read(dump: String, path: String) throws(NNCPConfigError) -> NNCPConfig {
+        func lines(_ relative: String) -> [String] {
+            (value(relative) ?? "").split(separator: "\n").map(String.init)
+        }
         func value(_ relative: String) -> String? {
             guard let data = FileManager.default.contents(atPath: dump + "/" + relative) else { return nil }
             return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -146,10 +179,17 @@ public struct NNCPConfigLoader: NNCPConfigSource {
                 throw NNCPConfigError(
                     .badKey("neigh.\(name).signpub"), path: path, problem: "has a neigh.\(name).signpub that is not an ed25519 key")
             }
-            neighbours[name] = NNCPNode(name: name, id: id, signPublicKey: key)
+            var node = NNCPNode(name: name, id: id, signPublicKey: key, via: lines("neigh/\(name)/via"))
+            for handle in (try? FileManager.default.contentsOfDirectory(atPath: dump + "/neigh/\(name)/exec")) ?? [] {
+                node.exec[handle] = lines("neigh/\(name)/exec/\(handle)")
+            }
+            neighbours[name] = node
         }
-        return NNCPConfig(
+        var config = NNCPConfig(
             path: path, spool: try required("spool"), log: value("log") ?? "", selfID: selfID,
             signingSeed: Array(seedAndPublic.prefix(32)), neighbours: neighbours)
+        config.selfKeys = PublicKeys(
+            exchpub: value("self/exchpub") ?? "", signpub: value("self/signpub") ?? "", noisepub: value("self/noisepub") ?? "")
+        return config
     }
 }
