@@ -136,7 +136,8 @@ struct TestNodes {
         for name in names { seeds[name] = Array(Curve25519.Signing.PrivateKey().rawRepresentation) }
     }
 
-    func id(_ name: String) -> String { Base32.encode(Array(SHA256.hash(data: publicKey(name)))) }
+    /// The NNCP id: BLAKE2b-256 of the signing key, as NNCP makes it.
+    func id(_ name: String) -> String { Base32.encode(Blake2b.hash(publicKey(name))) }
 
     func publicKey(_ name: String) -> [UInt8] {
         Array(try! Curve25519.Signing.PrivateKey(rawRepresentation: seeds[name]!).publicKey.rawRepresentation)
@@ -148,9 +149,13 @@ struct TestNodes {
         for other in seeds.keys where other != name {
             neighbours[other] = NNCPNode(name: other, id: id(other), signPublicKey: publicKey(other))
         }
+        // Stand-ins for the exchange and noise keys: 32 bytes each, as NNCP's.
+        let keys = PublicKeys(
+            exchpub: Base32.encode(Array(SHA256.hash(data: publicKey(name) + [1]))), signpub: Base32.encode(publicKey(name)),
+            noisepub: Base32.encode(Array(SHA256.hash(data: publicKey(name) + [2]))))
         return NNCPConfig(
-            path: "/etc/nncp-\(name).hjson", spool: "/var/spool/nncp", log: "", selfID: id(name), signingSeed: seeds[name]!,
-            neighbours: neighbours)
+            path: "/etc/nncp-\(name).hjson", spool: "/var/spool/nncp", log: "", selfID: id(name), selfKeys: keys,
+            signingSeed: seeds[name]!, neighbours: neighbours)
     }
 }
 

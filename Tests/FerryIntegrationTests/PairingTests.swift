@@ -93,7 +93,8 @@ struct FreshHosts {
     func carryToSpooler() async throws {
         let lan = root + "/lan"
         try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
-        try await bed.runner.check(NNCP.xferSend(config: nncp("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
+        try await bed.runner.check(
+            NNCP.xferSend(config: nncp("laptop"), directory: lan, node: "spooler", keep: false, timeout: .seconds(60)))
         try await bed.runner.check(NNCP.xferReceive(config: nncp("spooler"), directory: lan, timeout: .seconds(60)))
         try await bed.runner.check(NNCP.toss(config: nncp("spooler"), timeout: .seconds(60)))
     }
@@ -103,7 +104,9 @@ struct FreshHosts {
     "From three fresh hosts to the first backup, paired by ferry's own commands", .tags(.integration), .serialized,
     .enabled(if: Requirements.isRoot, Requirements.rootOnly))
 struct PairingIntegrationTests {
-    @Test("init, card, pair add, enroll, pair DEVNODE --accept and drive enroll: one trip puts a laptop's snapshot on the drive", .tags(.zfs), .zfsAnswers)
+    @Test(
+        "init, card, pair add, enroll, pair DEVNODE --accept and drive enroll: one trip puts a laptop's snapshot on the drive", .tags(.zfs),
+        .zfsAnswers)
     func firstBackup() async throws {
         try await TestBed.with { bed in
             let hosts = FreshHosts(bed: bed)
@@ -126,7 +129,8 @@ struct PairingIntegrationTests {
                 try #require(visit.status == 0, "ferry handle at \(host): \(visit.error)")
             }
             let snapshots = try await ZFSInventory(runner: bed.runner).snapshots(of: "\(drivePool)/laptop/\(laptopPool)/root")?.map(\.name)
-            #expect(snapshots?.count == 1 && snapshots?.first?.hasPrefix("ferry-") == true, "the drive holds \(String(describing: snapshots))")
+            #expect(
+                snapshots?.count == 1 && snapshots?.first?.hasPrefix("ferry-") == true, "the drive holds \(String(describing: snapshots))")
 
             for host in ["laptop", "spooler", "backupsvr"] {
                 let doctor = try await hosts.ferry(host, "doctor")

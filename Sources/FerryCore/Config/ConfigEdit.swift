@@ -7,6 +7,11 @@ public struct ConfigEdit: Sendable {
     public var path: String
     public var text: String
 
+    init(path: String, text: String) {
+        self.path = path
+        self.text = text
+    }
+
     public init(path: String) throws(PairingError) {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw PairingError("\(path) cannot be read; nothing changed")

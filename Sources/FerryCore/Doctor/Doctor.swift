@@ -285,7 +285,7 @@ public struct Doctor: Sendable {
         let now = clock.now()
         var recorded: [(String, String)] = []
         if let visit = VisitReport.last(stateDir: config.stateDir) { recorded.append(("this host's last visit", visit.finished)) }
-        if let peer = StateFile.read(PeerState.self, name: VisitJournal.peerStateFile, stateDir: config.stateDir) {
+        if let peer = StateFile<PeerState>(VisitJournal.peerStateFile, stateDir: config.stateDir).read() {
             recorded.append(("\(peer.node)'s last journal record", peer.time))
         }
         for (what, time) in recorded {
