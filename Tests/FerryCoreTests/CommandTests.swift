@@ -13,6 +13,14 @@ struct CommandTests {
         #expect(command.timeout != nil)
     }
 
+    @Test("ferry init's and the config directory's NNCP commands: nncp-cfgnew, nncp-cfgdir -load")
+    func initArgv() {
+        #expect(NNCP.cfgnew().description == "/usr/bin/nncp-cfgnew -nocomments")
+        let load = NNCP.cfgdirLoad(directory: "/etc/nncp")
+        #expect(load.description == "/usr/bin/nncp-cfgdir -load /etc/nncp")
+        #expect(load.timeout != nil)
+    }
+
     @Test("zpool reports a pool's GUID without headers")
     func zpoolGuidArgv() {
         #expect(Zpool.guid(pool: "backup-a").description == "/usr/sbin/zpool list -H -o guid backup-a")

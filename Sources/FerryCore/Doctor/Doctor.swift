@@ -21,8 +21,9 @@ public struct DoctorFinding: Codable, Sendable, Equatable {
     public var line: String { "\(check): \(problem ?? "") — fix: \(fix ?? "")" }
 }
 
-/// Where the doctor looks for what `make install` puts in place; tests
-/// point it at a scratch tree.
+/// Where the doctor looks for what `make install` and Debian's packages put
+/// in place (the rule, the units, zpool and zfs); tests point it at a
+/// scratch tree.
 public struct SystemLayout: Sendable {
     /// Prefixed to /etc, /usr and /run paths.
     public var root = ""
@@ -252,7 +253,7 @@ public struct Doctor: Sendable {
 
     func zfsFinding(_ config: FerryConfig) async -> DoctorFinding {
         guard config.role != .spooler else { return .pass("zfs", note: "the spooler needs no ZFS") }
-        for tool in [Tool.zpool, Tool.zfs] where !FileManager.default.isExecutableFile(atPath: tool) {
+        for tool in [Tool.zpool, Tool.zfs] where !FileManager.default.isExecutableFile(atPath: layout.root + tool) {
             return .fail("zfs", "\(tool) is missing", fix: "apt-get install zfsutils-linux (or zfs-fuse)")
         }
         let answer = try? await runner.run(Zpool.listImported(), input: nil)
