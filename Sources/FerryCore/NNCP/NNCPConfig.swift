@@ -125,7 +125,7 @@ public struct NNCPConfigLoader: NNCPConfigSource {
             do {
                 try await runner.check(NNCP.cfgdirLoad(directory: path))
             } catch {
-                throw NNCPConfigError(path: path, problem: "\(named)is refused by nncp-cfgdir -load: \(error)")
+                throw NNCPConfigError(.unreadable, path: path, problem: "\(named)is refused by nncp-cfgdir -load: \(error)")
             }
             return try Self.read(dump: path, path: path)
         }

@@ -23,7 +23,8 @@ public struct NodeCard: Codable, Sendable, Equatable {
         let keys = nncp.selfKeys
         guard !keys.exchpub.isEmpty, !keys.signpub.isEmpty, !keys.noisepub.isEmpty else {
             throw NNCPConfigError(
-                path: nncp.path, problem: "lacks this node's public keys (self.exchpub, signpub, noisepub); ferry cannot make its card")
+                .missingValue("self.exchpub, signpub, noisepub"), path: nncp.path,
+                problem: "lacks this node's public keys (self.exchpub, signpub, noisepub); ferry cannot make its card")
         }
         guard NodeName.isValid(name) else {
             throw CardError(
