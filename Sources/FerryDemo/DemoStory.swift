@@ -22,7 +22,7 @@ public struct DemoStory: Sendable {
         self.keepScratch = keepScratch
     }
 
-    fileprivate func say(_ line: String) {
+    func say(_ line: String) {
         print(line)
         fflush(nil)
     }
@@ -59,23 +59,10 @@ public struct DemoStory: Sendable {
         if !keepScratch { try? FileManager.default.removeItem(atPath: scratch) }
     }
 
-    /// Writes `role`'s ferry.toml in the scratch directory and reads it back
-    /// the way every ferry command does.
-    private func context(_ role: Role, nncpConfig: String, scratch: String, extra: String = "") throws -> FerryContext {
-        let directory = "\(scratch)/\(role.rawValue)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let peer = role == .spooler ? "backupsvr" : "spooler"
-        try """
-        role = "\(role.rawValue)"
-        nncp-config = "\(nncpConfig)"
-        nncp-user = ""
-        peer = "\(peer)"
-        state-dir = "\(directory)/state"
-        mount-root = "\(directory)/mnt"
-        \(extra)
-        """.write(toFile: "\(directory)/ferry.toml", atomically: false, encoding: .utf8)
-        let config = try FerryConfig.load(path: "\(directory)/ferry.toml")
-        return FerryContext(config: config, runner: runner, logger: Logger(label: "ferry.\(role.rawValue)"))
+    /// `role`'s config, read the way every ferry command reads it.
+    private func context(_ hosts: DemoHosts, _ role: Role) throws -> FerryContext {
+        FerryContext(
+            config: try FerryConfig.load(path: hosts.config(role)), runner: runner, logger: Logger(label: "ferry.\(role.rawValue)"))
     }
 
     private func tell(scratch: String, loops: inout [LoopDevice], pools: inout [String]) async throws {
@@ -83,23 +70,28 @@ public struct DemoStory: Sendable {
             throw DemoError(
                 problem: "zfs-fuse is not answering (zpool list failed); `make demo` starts it, or run scripts/with-zfs-fuse ferry demo")
         }
-        let ferry = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        say("\n1. Three NNCP nodes, made with nncp-cfgnew: laptop, spooler (online) and backupsvr (air-gapped).")
-        let network = try await NNCPTestNetwork.create(
-            in: scratch,
-            nodes: [
-                .init(name: "laptop", via: ["backupsvr": ["spooler"]]),
-                .init(name: "spooler"),
-                .init(name: "backupsvr", exec: ["zfsreceive": [ferry, "receive", "--config", "\(scratch)/backupsvr/ferry.toml"]]),
-            ],
-            runner: runner)
-        say("   Each knows the others' public keys; the laptop reaches backupsvr only via the spooler.")
-        say("   backupsvr runs `ferry receive` for the laptop's streams (its NNCP exec handler `zfsreceive`).")
+        let hosts = DemoHosts(
+            scratch: scratch, ferry: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"), runner: runner,
+            story: self)
+        say("\n1. Three fresh hosts, each a directory here: laptop, spooler (online) and backupsvr (air-gapped).")
+        say("   Each runs ferry init (with --config, --nncp-config, --spool, --state-dir and --mount-root inside its directory,")
+        say("   and --nncp-user \"\"): NNCP keys from nncp-cfgnew in an NNCP configuration directory, a spool, a ferry.toml.")
+        for role in [Role.laptop, .spooler, .backupsvr] {
+            let card = try await hosts.ferry(role, ["init", role.rawValue, "--name", role.rawValue] + hosts.initOptions(role), quiet: true)
+            try card.write(toFile: hosts.cardFile(role), atomically: true, encoding: .utf8)
+            say(
+                "   \(role.rawValue)$ ferry init \(role.rawValue) --name \(role.rawValue)  ->  its card, \(card.split(separator: "\n").last ?? "")"
+            )
+        }
+
+        say("\n2. On the LAN, the laptop and the spooler swap cards (ferry card > FILE there, ferry pair add FILE here).")
+        try await hosts.ferry(.spooler, ["pair", "add", hosts.cardFile(.laptop)])
+        try await hosts.ferry(.laptop, ["pair", "add", hosts.cardFile(.spooler)])
 
         let tag = "\(getpid())"
         let laptopPool = "demolaptop\(tag)"
         let drives = ["demodrivea\(tag)", "demodriveb\(tag)"]
-        say("\n2. The laptop's ZFS pool \(laptopPool), on a 128 MiB loop device, with \(laptopPool)/root and its child home.")
+        say("\n3. The laptop's ZFS pool \(laptopPool), on a 128 MiB loop device, with \(laptopPool)/root and its child home.")
         let laptopDisk = try await LoopDevice.create(image: "\(scratch)/laptop.img", megabytes: 128, ext4Label: nil, runner: runner)
         loops.append(laptopDisk)
         pools.append(laptopPool)
@@ -107,15 +99,8 @@ public struct DemoStory: Sendable {
         for dataset in ["root", "root/home"] {
             try await runner.check(Zfs.create("\(laptopPool)/\(dataset)"))
         }
-        let laptop = try context(
-            .laptop, nncpConfig: network.config("laptop"), scratch: scratch,
-            extra: "[send]\nbackupsvr = \"backupsvr\"\nhost = \"laptop\"\ndatasets = [\"\(laptopPool)/root\"]")
-        let spooler = try context(.spooler, nncpConfig: network.config("spooler"), scratch: scratch)
-        let backupsvr = try context(
-            .backupsvr, nncpConfig: network.config("backupsvr"), scratch: scratch,
-            extra: "[receive]\nsenders = { laptop = \"laptop\" }")
 
-        say("\n3. Two backup drives for backupsvr's USB dock: ZFS pools on drive-a.img and drive-b.img.")
+        say("\n4. Two backup drives for backupsvr's USB dock: ZFS pools on drive-a.img and drive-b.img.")
         var driveDisks: [LoopDevice] = []
         for (index, pool) in drives.enumerated() {
             let disk = try await LoopDevice.create(
@@ -124,43 +109,60 @@ public struct DemoStory: Sendable {
             pools.append(pool)
             driveDisks.append(disk)
             try await runner.check(Zpool.create(pool: pool, device: disk.devnode, altroot: "\(scratch)/backupsvr/altroot-\(pool)"))
-            let (enrolled, _) = try await DriveEnrolment(context: backupsvr).enroll(pool)
-            say("   ferry drive enroll \(pool): GUID \(enrolled.guid), on \(disk.devnode)")
+            try await hosts.ferry(.backupsvr, ["drive", "enroll", pool])
         }
-        _ = try await DriveDock(context: backupsvr).eject(drives[1], wait: .seconds(60))
-        say("   ferry drive eject \(drives[1]): exported, safe to remove. Drive B goes offsite, empty; A stays in the dock.")
+        _ = try await DriveDock(context: try context(hosts, .backupsvr)).eject(drives[1], wait: .seconds(60))
+        say("   backupsvr$ ferry drive eject \(drives[1]): exported, safe to remove. Drive B goes offsite, empty; A stays in the dock.")
 
-        say("\n4. A new USB stick, \(scratch)/stick.img (64 MiB ext4, label FERRY-DEMO), is enrolled once at the spooler.")
+        say("\n5. A new USB stick, \(scratch)/stick.img (64 MiB ext4, label FERRY-DEMO), is enrolled once at the spooler.")
         let stick = try await LoopDevice.create(image: "\(scratch)/stick.img", megabytes: 64, ext4Label: "FERRY-DEMO", runner: runner)
         loops.append(stick)
-        let blank = try await MediumRecognizer(context: spooler).recognize(devnode: stick.devnode)
+        let blank = try await MediumRecognizer(context: try context(hosts, .spooler)).recognize(devnode: stick.devnode)
         say("   Before: ferry identify says \(blank.verdict.rawValue): \(blank.reason)")
-        if case .enrolled(let identity) = try await StickEnrolment(context: spooler).enroll(devnode: stick.devnode, force: false) {
-            say("   ferry enroll: .ferry/identity names filesystem \(identity.uuid), signed with \(identity.enrollerName)'s NNCP key.")
-        }
+        try await hosts.ferry(.spooler, ["enroll", stick.devnode])
+        say("   It carries a signed .ferry/identity, the spooler's card, and the laptop's card in a list the spooler signed.")
+        let unpaired = try await MediumRecognizer(context: try context(hosts, .backupsvr)).recognize(devnode: stick.devnode)
+        say("   backupsvr does not know the spooler yet: \(unpaired.verdict.rawValue), \(unpaired.reason)")
+
+        say("\n6. Pairing across the gap, by the stick itself. At backupsvr, without --accept, ferry only shows and exits 2:")
+        try await hosts.ferry(.backupsvr, ["pair", stick.devnode], expect: 2)
+        let spoolerPrint = try hosts.fingerprint(.spooler)
+        say("   The admin compares \(spoolerPrint) with what the spooler's screen showed at ferry init, and accepts it:")
+        try await hosts.ferry(.backupsvr, ["pair", stick.devnode, "--accept", spoolerPrint])
+        say("   Back at the spooler, backupsvr's answer is taken the same way:")
+        try await hosts.ferry(.spooler, ["pair", stick.devnode, "--accept", try hosts.fingerprint(.backupsvr)])
+        say("   And the spooler hands backupsvr's card to the laptop (ferry card --of backupsvr > backupsvr.card):")
+        let handed = try await hosts.ferry(.spooler, ["card", "--of", "backupsvr"], quiet: true)
+        try handed.write(toFile: scratch + "/handed-backupsvr.card", atomically: true, encoding: .utf8)
+        try await hosts.ferry(.laptop, ["pair", "add", scratch + "/handed-backupsvr.card"])
+        let laptop = try context(hosts, .laptop)
+        let spooler = try context(hosts, .spooler)
+        let backupsvr = try context(hosts, .backupsvr)
         let carried = try await MediumRecognizer(context: backupsvr).recognize(devnode: stick.devnode)
-        say("   backupsvr has never seen it, and trusts it through the spooler's signature: \(carried.verdict.rawValue), \(carried.reason)")
+        say("   Now backupsvr trusts the stick through the spooler's signature: \(carried.verdict.rawValue), \(carried.reason)")
         try await tellForgery(scratch: scratch, stick: stick, backupsvr: backupsvr, loops: &loops)
 
         let lan = scratch + "/lan"
         try FileManager.default.createDirectory(atPath: lan, withIntermediateDirectories: true)
+        let network = NNCPTestNetwork(directory: scratch, configs: ["laptop": hosts.nncp(.laptop), "spooler": hosts.nncp(.spooler)])
         let round = Round(
-            story: self, laptop: laptop, laptopNetwork: network, spooler: spooler, backupsvr: backupsvr, stick: stick, lan: lan)
+            story: self, laptop: laptop, dataset: "\(laptopPool)/root", laptopNetwork: network, spooler: spooler, backupsvr: backupsvr,
+            stick: stick, lan: lan)
 
-        say("\n6. Round one. The laptop writes files and runs ferry send.")
+        say("\n8. Round one. The laptop writes files and runs ferry send.")
         try await round.write("round one\n", dataset: "\(laptopPool)/root")
         try await round.send()
         try await round.trip()
         try await tellDrives(
             backupsvr, "   Drive A took the stream at the toss; B, offsite, lacks it, so it waits in backupsvr's stream store:")
 
-        say("\n7. The admin rotates: ferry drive eject \(drives[0]).")
+        say("\n9. The admin rotates: ferry drive eject \(drives[0]).")
         let ejectA = try await DriveDock(context: backupsvr).eject(drives[0], wait: .seconds(60))
         say(
             "   Exported with \((ejectA.drive.datasets ?? []).map { "\($0.dataset)@\($0.snapshot)" }.joined(separator: ", ")); safe to remove. Drive A goes offsite."
         )
 
-        say("\n8. Round two, with no drive in the dock.")
+        say("\n10. Round two, with no drive in the dock.")
         try await round.write("round two\n", dataset: "\(laptopPool)/root")
         try await round.send()
         try await round.trip()
@@ -169,7 +171,7 @@ public struct DemoStory: Sendable {
             "   No drive is here, so backupsvr keeps the streams: \(store.packets) in the store (\(humanSize(store.bytes)))."
         )
 
-        say("\n9. Drive B comes back and is plugged into the dock; udev and systemd run ferry handle \(driveDisks[1].devnode).")
+        say("\n11. Drive B comes back and is plugged into the dock; udev and systemd run ferry handle \(driveDisks[1].devnode).")
         await handle(driveDisks[1].devnode, at: "backupsvr", backupsvr)
         let onB = try await ZFSInventory(runner: runner).snapshots(of: "\(drives[1])/laptop/\(laptopPool)/root")?.map(\.name) ?? []
         say(
@@ -177,7 +179,7 @@ public struct DemoStory: Sendable {
         )
         try await tellDrives(backupsvr, "   ferry drive list:")
 
-        say("\n10. The stick's next trip carries backupsvr's signed journal record back to the spooler.")
+        say("\n12. The stick's next trip carries backupsvr's signed journal record back to the spooler.")
         await handle(stick.devnode, at: "backupsvr", backupsvr)
         await handle(stick.devnode, at: "spooler", spooler)
         say("   ferry status at the spooler, which never sees the drives, now reads:")
@@ -194,7 +196,7 @@ public struct DemoStory: Sendable {
     }
 
     private func tellForgery(scratch: String, stick: LoopDevice, backupsvr: FerryContext, loops: inout [LoopDevice]) async throws {
-        say("\n5. A forged stick: another filesystem carrying a copy of that identity, plugged into backupsvr.")
+        say("\n7. A forged stick: another filesystem carrying a copy of that identity, plugged into backupsvr.")
         let forged = try await LoopDevice.create(image: "\(scratch)/forged.img", megabytes: 64, ext4Label: "FERRY-DEMO", runner: runner)
         loops.append(forged)
         let stickDevice = try backupsvr.inspector.inspect(devnode: stick.devnode)
@@ -213,6 +215,7 @@ public struct DemoStory: Sendable {
     private struct Round {
         var story: DemoStory
         var laptop: FerryContext
+        var dataset: String
         var laptopNetwork: NNCPTestNetwork
         var spooler: FerryContext
         var backupsvr: FerryContext
@@ -226,7 +229,7 @@ public struct DemoStory: Sendable {
         }
 
         func send() async throws {
-            let sent = try await SnapshotSender(context: laptop, nncp: try await laptop.nncpConfig()).send([])
+            let sent = try await SnapshotSender(context: laptop, nncp: try await laptop.nncpConfig()).send([dataset])
             for dataset in sent {
                 story.say(
                     "   ferry send: \(dataset.dataset)@\(dataset.queued.joined(separator: ", @")) queued for backupsvr (nncp-exec, via the spooler)"
@@ -259,5 +262,52 @@ public struct DemoStory: Sendable {
         } catch {
             say("   \(host): ferry handle \(devnode) -> exit 1: \(error)")
         }
+    }
+}
+
+/// The demo's three hosts, each a directory of the scratch one, set up by
+/// running the ferry binary itself, as an admin would on each host.
+struct DemoHosts {
+    var scratch: String
+    var ferry: String
+    var runner: any CommandRunner
+    var story: DemoStory
+
+    func home(_ role: Role) -> String { "\(scratch)/\(role.rawValue)" }
+    func config(_ role: Role) -> String { home(role) + "/ferry.toml" }
+    func nncp(_ role: Role) -> String { home(role) + "/nncp" }
+    func cardFile(_ role: Role) -> String { "\(scratch)/\(role.rawValue).card" }
+
+    func initOptions(_ role: Role) -> [String] {
+        [
+            "--nncp-config", nncp(role), "--spool", home(role) + "/spool", "--state-dir", home(role) + "/state", "--mount-root",
+            home(role) + "/mnt", "--nncp-user", "",
+        ]
+    }
+
+    func fingerprint(_ role: Role) throws -> String {
+        let text = try String(contentsOfFile: cardFile(role), encoding: .utf8)
+        guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("fingerprint: ") }) else {
+            throw DemoError(problem: "\(cardFile(role)) has no fingerprint line")
+        }
+        return String(line.dropFirst("fingerprint: ".count))
+    }
+
+    /// Runs `ferry ARGUMENTS --config` as `role`, shows the command and its
+    /// output (unless `quiet`), and returns the output; an exit status other
+    /// than `expect` ends the demo.
+    @discardableResult
+    func ferry(_ role: Role, _ arguments: [String], expect: Int32 = 0, quiet: Bool = false) async throws -> String {
+        let shown = arguments.map { $0.hasPrefix(scratch + "/") ? String($0.dropFirst(scratch.count + 1)) : $0 }
+        if !quiet { story.say("   \(role.rawValue)$ ferry \(shown.joined(separator: " "))") }
+        let result = try await runner.run(Command(ferry, arguments + ["--config", config(role)], timeout: .seconds(120)), input: nil)
+        if !quiet {
+            for line in result.output.split(separator: "\n") { story.say("     | \(line)") }
+        }
+        guard result.status == .exited(expect) else {
+            throw DemoError(
+                problem: "ferry \(shown.joined(separator: " ")) at \(role.rawValue) ended with \(result.status): \(result.errorTail())")
+        }
+        return result.output
     }
 }
