@@ -2,7 +2,7 @@ import Foundation
 
 /// `STICK/.ferry/identity`: which filesystem this is, and who enrolled it,
 /// signed with the enrolling node's NNCP signing key (DESIGN.md section 3).
-public struct StickIdentity: Codable, Sendable, Equatable {
+public struct StickIdentity: Codable, Sendable, Equatable, SignedJSON {
     public static let directory = ".ferry"
     public static let fileName = "identity"
     /// A real identity is a few hundred bytes; anything far larger is hostile.
@@ -34,16 +34,6 @@ public struct StickIdentity: Codable, Sendable, Equatable {
         let signature = try nncp.sign(identity.signedBytes())
         identity.sig = Hex.encode(signature)
         return identity
-    }
-
-    /// The bytes the signature covers: a domain string, then the identity
-    /// without `sig` as JSON with sorted keys.
-    func signedBytes() throws -> [UInt8] {
-        var unsigned = self
-        unsigned.sig = nil
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Self.signingDomain + Array(try encoder.encode(unsigned))
     }
 
     public func encoded() throws -> [UInt8] {

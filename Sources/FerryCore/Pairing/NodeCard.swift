@@ -4,7 +4,7 @@ import Foundation
 /// A node's card (DESIGN.md section 8): its name, role, NNCP id and public
 /// keys, signed by the node's own NNCP signing key. It is what one host
 /// hands another to be paired, across the LAN or on the stick.
-public struct NodeCard: Codable, Sendable, Equatable {
+public struct NodeCard: Codable, Sendable, Equatable, SignedJSON {
     /// Real cards are a few hundred bytes; anything far larger is hostile.
     public static let sizeLimit = 16 * 1024
 
@@ -40,13 +40,9 @@ public struct NodeCard: Codable, Sendable, Equatable {
         return card
     }
 
-    /// The bytes the signature covers: the card without `sig`, as JSON with
-    /// sorted keys.
-    func signedBytes() throws -> [UInt8] {
-        var unsigned = self
-        unsigned.sig = nil
-        return Array(try Self.encoder(pretty: false).encode(unsigned))
-    }
+    /// The signature covers the card without `sig` as sorted-keys JSON,
+    /// and nothing before it.
+    static let signingDomain: [UInt8] = []
 
     /// The first 16 characters of the NNCP id, in groups of four: what an
     /// admin compares on both screens.

@@ -3,7 +3,7 @@ import Foundation
 /// The introduction list on a stick: which cards its enroller vouches for,
 /// by name, role and NNCP id, signed with the enroller's key. A card on the
 /// stick is only as good as this list: anyone can sign a card of their own.
-public struct Introductions: Codable, Sendable, Equatable {
+public struct Introductions: Codable, Sendable, Equatable, SignedJSON {
     public static let fileName = "introductions"
     static let signingDomain = Array("ferry introductions v1\n".utf8)
 
@@ -24,14 +24,6 @@ public struct Introductions: Codable, Sendable, Equatable {
             introductions: 1, enroller: nncp.selfID, cards: cards.map { Entry(name: $0.name, role: $0.role, id: $0.id) }, sig: nil)
         list.sig = Hex.encode(try nncp.sign(list.signedBytes()))
         return list
-    }
-
-    func signedBytes() throws -> [UInt8] {
-        var unsigned = self
-        unsigned.sig = nil
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Self.signingDomain + Array(try encoder.encode(unsigned))
     }
 
     func isSigned(by node: NNCPNode) -> Bool {
