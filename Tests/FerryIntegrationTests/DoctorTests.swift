@@ -105,6 +105,19 @@ struct DoctorTests {
                 hosts, "spooler", "no stick", problem: "no enrolled stick has visited this host yet", fix: "ferry enroll DEVNODE",
                 break: { undo = try edit(hosts.home("spooler") + "/state/sticks.json") { _ in "[]" } }, restore: { try undo() })
 
+            let laptopNeighbour = hosts.nncp("laptop") + "/neigh/backupsvr"
+            try await broken(
+                hosts, "laptop", "no via", problem: "backupsvr has no via", fix: "write the spooler's name into \(laptopNeighbour)/via",
+                break: { unlink(laptopNeighbour + "/via") },
+                restore: { try "spooler\n".write(toFile: laptopNeighbour + "/via", atomically: true, encoding: .utf8) })
+            let restoreHandler = laptopNeighbour + "/exec/zfsrestore"
+            try await broken(
+                hosts, "laptop", "no zfsrestore", problem: "backupsvr's exec handler zfsrestore is missing",
+                fix: "write \(restoreHandler) with one word a line",
+                break: {
+                    undo = try edit(restoreHandler) { $0 }; unlink(restoreHandler)
+                }, restore: { try undo() })
+
             // What the ferry binary here cannot be made to see: systemd, a
             // host without zpool, and a clock set back, through the same
             // checks run in process.
