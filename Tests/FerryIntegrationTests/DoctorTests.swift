@@ -37,7 +37,7 @@ struct DoctorTests {
     }
 
     @Test(
-        "each check broken in turn on a paired backupsvr: config, NNCP config, keys, peer, exec, senders, spool, units, zfs, drives, sticks, clock"
+        "each check broken in turn on paired hosts: config, NNCP config, name, peer, exec, senders, spool, drives, sticks, a laptop's via and handler; units, zfs and the clock in process"
     )
     func eachCheck() async throws {
         try await TestBed.with { bed in
