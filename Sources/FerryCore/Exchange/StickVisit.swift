@@ -48,18 +48,34 @@ public struct StickVisit: Sendable {
             }
             report.finished = context.clock.now().rfc3339
             let journal = VisitJournal(context: context, nncp: nncp)
-            journal.readPeer(root: root, peer: peer, report: &report)
-            journal.append(root: root, report: &report)
+            progress.step("reading the journal")
+            let verified = try journal.readPeer(root: root, peer: peer, report: &report)
+            try Task.checkCancellation()
+            journal.append(root: root, report: &report, verified: verified)
             try KnownSticks(stateDir: config.stateDir).saw(identity: identity, report: report)
             progress.step("syncing the stick")
-            try root.syncFilesystem()
-        } catch let error as CommandError where error.code == .cancelled {
-            throw ExchangeError.interrupted
-        } catch is CancellationError {
-            throw ExchangeError.interrupted
+            try await syncStick(root)
+        } catch {
+            // Whatever a cancelled visit was doing failed because of the
+            // SIGTERM: say that, not how the step broke.
+            if Task.isCancelled || error is CancellationError { throw ExchangeError.interrupted }
+            if let error = error as? CommandError, error.code == .cancelled { throw ExchangeError.interrupted }
+            throw error
         }
         try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
         return report
+    }
+
+    /// syncfs, waited for only until a SIGTERM. `FERRY_TEST_SYNC_DELAY`
+    /// (seconds) makes it slow, as a stick being pulled makes it, so that
+    /// the tests can land a SIGTERM inside it.
+    private func syncStick(_ root: SafeDirectory) async throws {
+        let delay = ProcessInfo.processInfo.environment["FERRY_TEST_SYNC_DELAY"].flatMap(UInt32.init) ?? 0
+        try await cancellablyBlocking {
+            if delay > 0 { sleep(delay) }
+            try root.syncFilesystem()
+        }
+        try Task.checkCancellation()
     }
 
     /// Says that the unmounted stick may go, and runs notify-command.
@@ -278,6 +294,7 @@ public struct StickVisit: Sendable {
             try recipient.setOwner(nncp.selfID, to: owner)
         }
         for (index, packet) in packets.enumerated() {
+            try Task.checkCancellation()
             do {
                 try target.copyIn(from: "\(nncp.spool)/\(peer.id)/tx/\(packet.name)", as: packet.name)
             } catch {

@@ -62,6 +62,9 @@ public struct VisitReport: Codable, Sendable, Equatable {
     public var stickFree: UInt64 = 0
     public var stickTotal: UInt64 = 0
     public var warnings: [String] = []
+    /// What was wrong with the stick's journal on this visit (forged,
+    /// rolled back, set aside): warnings of `ferry status` here.
+    public var journalProblems: [String]?
 }
 
 /// A visit that could not be completed.
