@@ -1,4 +1,5 @@
 import FerryCore
+import FerryDemo
 import Foundation
 import Testing
 

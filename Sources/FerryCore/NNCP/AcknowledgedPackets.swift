@@ -13,10 +13,11 @@ struct AcknowledgedPackets {
     static let file = "acknowledged.json"
 
     var stateDir: String
+    private var file: StateFile<[String: Set<String>]> { StateFile(Self.file, stateDir: stateDir) }
 
     /// Hashes by sender id.
     func load() -> [String: Set<String>] {
-        StateFile.read([String: Set<String>].self, name: Self.file, stateDir: stateDir) ?? [:]
+        file.read() ?? [:]
     }
 
     /// Adds `hashes` from `sender`, and forgets those the spool holds
@@ -28,7 +29,7 @@ struct AcknowledgedPackets {
         for (node, names) in known {
             known[node] = names.filter { spool.holdsReceived($0, from: node) || spool.hasSeen($0, from: node) }
         }
-        try StateFile.write(known.filter { !$0.value.isEmpty }, name: Self.file, stateDir: stateDir)
+        try file.write(known.filter { !$0.value.isEmpty })
     }
 
     /// The hashes an nncp-ack run says it made an ACK for: its log line for
