@@ -174,14 +174,20 @@ struct HostileJournalTests {
         }
     }
 
-    @Test("a 300 MB journal of well-formed forged records: ferry journal and ferry handle stay under 30 MiB and 5 s")
+    @Test(
+        "a 300 MB journal of well-formed forged records: ferry journal and ferry handle take under 5 s and no more memory than on an honest journal"
+    )
     func huge() async throws {
         try await TestBed.with { bed in
             let stick = try await bed.enrolledStick(megabytes: 400)
             try await visits(bed, stick, ["spooler", "backupsvr"])
+            let honest = bed.directory + "/honest/.ferry"
             let copy = bed.directory + "/hostile/.ferry"
-            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+            for directory in [honest, copy] {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
             try bed.tamper(stick) { root in
+                try FileManager.default.copyItem(atPath: root + "/.ferry/journal", toPath: honest + "/journal")
                 // Every copy parses, none verifies.
                 let line = try TestBed.forgedCopyOfLastLine(root + "/.ferry/journal")
                 let block = Data(String(repeating: line + "\n", count: max(1, (1 << 20) / (line.utf8.count + 1))).utf8)
@@ -191,15 +197,25 @@ struct HostileJournalTests {
                 try handle.close()
                 try FileManager.default.copyItem(atPath: root + "/.ferry/journal", toPath: copy + "/journal")
             }
-            for arguments in [["journal", copy], ["handle", stick.devnode], ["handle", stick.devnode]] {
+            func measured(_ arguments: [String]) async throws -> (kib: Int, seconds: Double) {
                 let run = try await bed.sh(
                     "/usr/bin/time", "-f", "%M %e", FerryBinary.path, arguments[0], arguments[1], "--config", bed.configPath("spooler"))
                 let figures = String(decoding: run.standardError, as: UTF8.self).split(separator: "\n").last?.split(separator: " ") ?? []
-                let kib = Int(figures.first ?? "") ?? .max
-                let seconds = Double(figures.last ?? "") ?? .infinity
-                print("ferry \(arguments[0]) on a 300 MB hostile journal: peak RSS \(kib) KiB, \(seconds) s")
-                #expect(kib < 30 << 10, "ferry \(arguments[0]): peak RSS \(kib) KiB")
-                #expect(seconds < 5, "ferry \(arguments[0]): \(seconds) s")
+                return (Int(figures.first ?? "") ?? .max, Double(figures.last ?? "") ?? .infinity)
+            }
+            // The same command on an honest journal is the baseline: the
+            // binary itself (a debug build in make test) takes most of it.
+            let journalBase = try await measured(["journal", honest])
+            let journalHostile = try await measured(["journal", copy])
+            let handleHostile = try await measured(["handle", stick.devnode])
+            let handleBase = try await measured(["handle", stick.devnode])
+            print(
+                "300 MB hostile journal: ferry journal \(journalHostile.kib) KiB \(journalHostile.seconds) s (honest: \(journalBase.kib) KiB), ferry handle \(handleHostile.kib) KiB \(handleHostile.seconds) s (after compaction: \(handleBase.kib) KiB)"
+            )
+            for (name, hostile, base) in [("journal", journalHostile, journalBase), ("handle", handleHostile, handleBase)] {
+                #expect(hostile.seconds < 5, "ferry \(name): \(hostile.seconds) s")
+                #expect(hostile.kib - base.kib < 4 << 10, "ferry \(name): \(hostile.kib) KiB against \(base.kib) KiB")
+                if FerryBinary.path.contains("/release/") { #expect(hostile.kib < 30 << 10, "ferry \(name): \(hostile.kib) KiB") }
             }
         }
     }
