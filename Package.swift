@@ -46,6 +46,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "ferry-bench", dependencies: ["FerryCore"]),
+        // The fuzz targets: scripts/fuzz builds this with -sanitize=fuzzer.
+        .executableTarget(name: "ferry-fuzz", dependencies: ["FerryCore"]),
         .testTarget(
             name: "FerryCoreTests",
             dependencies: [

@@ -49,14 +49,20 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as FerryError {
-        FileHandle.standardError.write(Data("ferry: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("ferry: \(terminalLine("\(error)"))\n".utf8))
         throw ExitCode(error.exitStatus.rawValue)
     } catch let error as ExitCode {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("ferry: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("ferry: \(terminalLine("\(error)"))\n".utf8))
         throw ExitCode(ExitStatus.failed.rawValue)
     }
+}
+
+/// Prints one line of text with every control character escaped: the
+/// line may carry names and times from a stick, a peer or a pool.
+func say(_ line: String) {
+    print(terminalLine(line))
 }
 
 func printJSON(_ value: some Encodable) throws {
@@ -133,7 +139,7 @@ struct Send: AsyncParsableCommand {
             try await stoppingOnSignals {
                 let results = try await SnapshotSender(context: context, nncp: nncp).send(datasets)
                 for result in results {
-                    print(
+                    say(
                         "\(result.dataset): " + (result.queued.isEmpty ? "nothing new" : "queued \(result.queued.joined(separator: ", "))"))
                 }
             }
@@ -227,11 +233,11 @@ struct Enroll: AsyncParsableCommand {
             let context = try options.context()
             switch try await StickEnrolment(context: context).enroll(devnode: devnode, force: force) {
             case .enrolled(let identity):
-                print(
+                say(
                     "enrolled \(devnode): filesystem \(identity.uuid), label \(printable(identity.label)), signed by \(identity.enrollerName)"
                 )
             case .alreadyEnrolled(let identity, let by):
-                print("\(devnode) is already enrolled (by \(by) at \(identity.enrolled)); nothing changed")
+                say("\(devnode) is already enrolled (by \(by) at \(identity.enrolled)); nothing changed")
             }
         }
     }
@@ -254,7 +260,7 @@ struct DriveEnroll: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context()
             let (drive, new) = try await DriveEnrolment(context: context).enroll(target)
-            print(
+            say(
                 new
                     ? "enrolled backup drive \(drive.pool) (GUID \(drive.guid))"
                     : "\(drive.pool) (GUID \(drive.guid)) was already enrolled; nothing changed")
@@ -276,10 +282,10 @@ struct DriveList: AsyncParsableCommand {
             if json {
                 try printJSON(state.drives)
             } else if state.drives.isEmpty {
-                print("no backup drives are enrolled (ferry drive enroll POOL|DEVNODE)")
+                say("no backup drives are enrolled (ferry drive enroll POOL|DEVNODE)")
             } else {
-                for drive in state.drives { print(StatusText.lines(drive).joined(separator: "\n")) }
-                for warning in state.warnings { print("! \(warning)") }
+                for drive in state.drives { print(terminalText(StatusText.lines(drive))) }
+                for warning in state.warnings { say("! \(warning)") }
             }
         }
     }
@@ -299,12 +305,12 @@ struct DriveEject: AsyncParsableCommand {
             let context = try options.context(syslog: true)
             let eject = try await DriveDock(context: context).eject(pool, wait: .seconds(max(0, wait)))
             let datasets = eject.drive.datasets ?? []
-            print("\(pool) is exported; it holds \(datasets.count) dataset(s):")
-            for dataset in datasets { print("  \(dataset.dataset)@\(dataset.snapshot)") }
+            say("\(pool) is exported; it holds \(datasets.count) dataset(s):")
+            for dataset in datasets { say("  \(dataset.dataset)@\(dataset.snapshot)") }
             if eject.behind.packets > 0 {
-                print("\(eject.behind.packets) stream(s) (\(humanSize(eject.behind.bytes))) wait in the store for its return.")
+                say("\(eject.behind.packets) stream(s) (\(humanSize(eject.behind.bytes))) wait in the store for its return.")
             }
-            print("\(pool) is safe to remove; take it offsite.")
+            say("\(pool) is safe to remove; take it offsite.")
         }
     }
 }
@@ -321,10 +327,10 @@ struct DriveSeed: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context(syslog: true)
             let seed = try await DriveDock(context: context).seed(new, from: from)
-            print(
+            say(
                 "\(new) is seeded from \(from): \(seed.datasets) dataset(s), \(seed.snapshots) snapshot(s); then \(seed.outcome.applied) stream(s) from the store"
             )
-            for failure in seed.outcome.failures { print("! \(failure)") }
+            for failure in seed.outcome.failures { say("! \(failure)") }
             if !seed.outcome.failures.isEmpty { throw ExitCode(ExitStatus.failed.rawValue) }
         }
     }
@@ -341,7 +347,7 @@ struct DriveRetire: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context(syslog: true)
             let released = try await DriveDock(context: context).retire(pool)
-            print("\(pool) is retired; the store let go of \(released.packets) stream(s), \(humanSize(released.bytes))")
+            say("\(pool) is retired; the store let go of \(released.packets) stream(s), \(humanSize(released.bytes))")
         }
     }
 }
@@ -397,7 +403,7 @@ struct Journal: AsyncParsableCommand {
                 print(JournalCommand.table(journal))
             }
             if verify, let first = journal.problems.first {
-                FileHandle.standardError.write(Data("ferry: the journal does not verify: \(first)\n".utf8))
+                FileHandle.standardError.write(Data("ferry: the journal does not verify: \(terminalLine("\(first)"))\n".utf8))
                 throw ExitCode(ExitStatus.failed.rawValue)
             }
         }

@@ -26,6 +26,28 @@ struct CommandTests {
         #expect(Zpool.guid(pool: "backup-a").description == "/usr/sbin/zpool list -H -o guid backup-a")
     }
 
+    @Test("an ACK for one packet names the node and the packet, and its list goes to descriptor 4")
+    func ackPacketArgv() {
+        let command = NNCP.ackPacket(config: "/etc/nncp.hjson", node: "spooler", packet: "P", timeout: .seconds(60))
+        #expect(command.executable == "/bin/sh")
+        #expect(
+            command.arguments == [
+                "-c", "exec \"$@\" 4>&1 1>&2", "nncp-ack", "/usr/bin/nncp-ack", "-cfg", "/etc/nncp.hjson", "-noprogress", "-node",
+                "spooler", "-pkt", "P",
+            ])
+    }
+
+    @Test("nncp-ack's log names the packets it confirmed; skipped ACKs and other lines are not among them")
+    func acknowledgedFromLog() {
+        let hash = String(repeating: "A", count: 52)
+        let log = """
+            2026-12-01T08:00:00Z ACK to spooler of \(hash) is sent
+            2026-12-01T08:00:00Z ACKing spooler/\(String(repeating: "B", count: 52)): it is ACK, skipping
+            2026-12-01T08:00:00Z ACK to spooler of not-a-hash is sent
+            """
+        #expect(AcknowledgedPackets.confirmed(inLog: log) == [hash])
+    }
+
     @Test("a command for the NNCP user goes through runuser; an empty user means ferry's own")
     func asUser() {
         let command = NNCP.cfgnew().asUser("nncp")

@@ -105,6 +105,32 @@ struct ConfigTests {
         }
     }
 
+    @Test(
+        "a table name that no key starts with is one error line, not an abort inside toml++ (found by the fuzzer)",
+        arguments: ["[~receive]", "[[~receive]]", "[ ~a]", "[]"])
+    func badTableHeader(header: String) {
+        #expect {
+            _ = try FerryConfig.parse("role = \"spooler\"\n\(header)\n", path: path)
+        } throws: { error in
+            "\(error)".hasPrefix("/etc/ferry/ferry.toml is not valid TOML at line 2")
+        }
+    }
+
+    @Test("brackets inside arrays that span lines and inside strings are not taken for table names")
+    func bracketsInValues() throws {
+        let config = try FerryConfig.parse(
+            """
+            role = "backupsvr"
+            peer = "spooler"
+            notify-command = [
+              "/bin/echo", "[~x]",
+            ]
+            [receive]
+            zfs-receive-options = ['-u', '[~y]']
+            """, path: path)
+        #expect(config.notifyCommand == ["/bin/echo", "[~x]"])
+    }
+
     @Test("a missing config file is named, with what to do")
     func missingFile() {
         #expect {

@@ -65,6 +65,37 @@ struct ExchangeTests {
         }
     }
 
+    @Test("a lost ACK: the packet the spooler sends again is acknowledged again, within two trips, and its handler runs once")
+    func lostAck() async throws {
+        try await TestBed.with { bed in
+            let lost = try await bed.enrolledStick("lost")
+            let payload = try randomBytes(100_000)
+            try await bed.laptopSends(payload)
+            let packet = try #require(try bed.queuedAtSpooler().first?.name)
+            #expect(try await bed.ferry("spooler", "handle", lost.devnode).status == 0)
+            #expect(try await bed.ferry("backupsvr", "handle", lost.devnode).status == 0)
+            #expect(try bed.received() == [Data(payload)])
+            #expect(try bed.lastVisit("backupsvr").acks == 1)
+            // The stick carrying that ACK never comes back; another one travels.
+            let spare = try await bed.enrolledStick("spare")
+            var trips = 0
+            while try !bed.queuedAtSpooler().isEmpty, trips < 3 {
+                trips += 1
+                let atSpooler = try await bed.ferry("spooler", "handle", spare.devnode)
+                #expect(atSpooler.status == 0, "\(atSpooler.error)")
+                if try bed.queuedAtSpooler().isEmpty { break }
+                let atBackupsvr = try await bed.ferry("backupsvr", "handle", spare.devnode)
+                #expect(atBackupsvr.status == 0, "\(atBackupsvr.error)")
+                if trips == 1 { #expect(try bed.lastVisit("backupsvr").acknowledgedAgain == [packet]) }
+            }
+            #expect(try bed.queuedAtSpooler().isEmpty, "still pending at the spooler after \(trips) trips")
+            #expect(trips <= 2)
+            #expect(try await bed.ferry("backupsvr", "handle", spare.devnode).status == 0)
+            #expect(try bed.lastVisit("backupsvr").acknowledgedAgain == nil, "nothing more to acknowledge")
+            #expect(try bed.received() == [Data(payload)], "the handler ran exactly once")
+        }
+    }
+
     @Test("a stick too small for the queue carries what fits, by niceness then age, and the rest follows")
     func tooSmall() async throws {
         try await TestBed.with { bed in

@@ -9,7 +9,7 @@ final class BackgroundFerry: @unchecked Sendable {
     let process = Process()
     let log: String
 
-    init(_ bed: TestBed, host: String, _ arguments: [String], name: String) throws {
+    init(_ bed: TestBed, host: String, _ arguments: [String], name: String, environment: [String: String] = [:]) throws {
         log = "\(bed.directory)/\(name).log"
         FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: FerryBinary.path)
@@ -18,7 +18,7 @@ final class BackgroundFerry: @unchecked Sendable {
         // directory (the NNCP config dump): keep those inside the bed.
         let temporary = bed.directory + "/tmp"
         try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
-        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }.merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardError = process.standardOutput
         try process.run()
@@ -50,6 +50,16 @@ final class BackgroundFerry: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(2))
         }
         return false
+    }
+
+    /// Waits until ferry's log holds `text`.
+    func waitForLog(_ text: String, seconds: Double = 60) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, process.isRunning {
+            if output.contains(text) { return true }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return output.contains(text)
     }
 
     /// Sends `signal` to ferry alone, or to its whole process group as
@@ -143,6 +153,42 @@ struct FaultTests {
             if status == 1 { #expect(visit.output.contains("interrupted")) }
             #expect(!LinuxMounter().isMounted(mountPoint(bed, "spooler", stick)))
             #expect(visit.group().isEmpty, "no NNCP command outlives ferry")
+            try await finishTrips(bed, stick, payloads)
+        }
+    }
+
+    @Test(
+        "SIGTERM inside journal verification, inside syncfs, or while packets are listed: never safe to remove, exit 1 within 2 s, unmounted",
+        arguments: ["journal", "sync"])
+    func sigtermAt(point: String) async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            let payloads = try await load(bed)
+            if point == "journal" {
+                // The largest journal a reader reads, all forged: verifying
+                // it takes a while, and a SIGTERM must not wait for that.
+                for host in ["spooler", "backupsvr"] {
+                    #expect(try await bed.ferry(host, "handle", stick.devnode).status == 0)
+                }
+                try bed.tamper(stick) { root in
+                    let path = root + "/.ferry/journal"
+                    let line = try TestBed.forgedCopyOfLastLine(path)
+                    let text = try String(contentsOfFile: path, encoding: .utf8)
+                    try (text + String(repeating: line + "\n", count: 9_000)).write(toFile: path, atomically: false, encoding: .utf8)
+                }
+            }
+            let visit = try BackgroundFerry(
+                bed, host: "spooler", ["handle", stick.devnode], name: "term-\(point)", environment: ["FERRY_TEST_SYNC_DELAY": "30"])
+            #expect(try await visit.waitForLog(point == "journal" ? "reading the journal" : "syncing the stick"), "\(visit.output)")
+            visit.kill(SIGTERM, wholeGroup: false)
+            let signalled = Date()
+            let status = try await visit.exit(seconds: 30)
+            let waited = Date().timeIntervalSince(signalled)
+            #expect(status == 1, "\(visit.output)")
+            #expect(waited < 2, "ferry took \(waited) s to stop")
+            #expect(!visit.output.contains("safe to remove"), "\(visit.output)")
+            #expect(visit.output.contains("interrupted"))
+            #expect(!LinuxMounter().isMounted(mountPoint(bed, "spooler", stick)))
             try await finishTrips(bed, stick, payloads)
         }
     }

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryDemo
 import Foundation
 import Testing
 
@@ -7,9 +8,7 @@ import Testing
     .enabled(if: Requirements.isRoot, Requirements.rootOnly))
 struct JournalStatusTests {
     func status(_ bed: TestBed, _ host: String) async throws -> StatusReport {
-        let run = try await bed.ferry(host, "status", "--json")
-        #expect(run.status == 0, "\(run.error)")
-        return try JSONDecoder().decode(StatusReport.self, from: Data(run.output.utf8))
+        try await bed.status(host)
     }
 
     @Test("after spooler, backupsvr and spooler again, the spooler's status shows backupsvr's verified visit")
@@ -103,6 +102,163 @@ struct JournalStatusTests {
             #expect(try await bed.ferry("spooler", "handle", stick.devnode).status == 0)
             let journal = try await bed.ferry("spooler", "journal", stick.devnode, "--verify")
             #expect(journal.status == 0, "\(journal.output) \(journal.error)")
+        }
+    }
+}
+
+/// The journal's defences against a stick edited between visits: bounded
+/// cost, forged lines, a rolled-back copy.
+@Suite(
+    "A hostile journal on real sticks", .tags(.integration), .serialized,
+    .enabled(if: Requirements.isRoot, Requirements.rootOnly))
+struct HostileJournalTests {
+    func status(_ bed: TestBed, _ host: String) async throws -> StatusReport {
+        try await bed.status(host)
+    }
+
+    func visits(_ bed: TestBed, _ stick: LoopDevice, _ hosts: [String]) async throws {
+        for host in hosts {
+            let run = try await bed.ferry(host, "handle", stick.devnode)
+            #expect(run.status == 0, "\(host): \(run.error)")
+        }
+    }
+
+    /// Appends a copy of the journal's last line with `seq` put in: the
+    /// right shape, a signature that no longer verifies.
+    func forge(_ bed: TestBed, _ stick: LoopDevice, seq: String) throws {
+        try bed.tamper(stick) { root in
+            let path = root + "/.ferry/journal"
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let last = try #require(text.split(separator: "\n").last.map(String.init))
+            let forged = try #require(last.range(of: #""seq":[0-9]+"#, options: .regularExpression))
+            try (text + last.replacingCharacters(in: forged, with: #""seq":\#(seq)"#) + "\n").write(
+                toFile: path, atomically: false, encoding: .utf8)
+        }
+    }
+
+    @Test("a journal rolled back to an earlier copy: the peer's state stays, and status warns")
+    func rollback() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            try await visits(bed, stick, ["spooler", "backupsvr", "spooler"])
+            var saved = Data()
+            try bed.tamper(stick) { saved = try Data(contentsOf: URL(fileURLWithPath: $0 + "/.ferry/journal")) }
+            try await visits(bed, stick, ["backupsvr", "spooler"])
+            let known = try #require(try await status(bed, "spooler").peer)
+            #expect(known.seq == 5)
+            try bed.tamper(stick) { try saved.write(to: URL(fileURLWithPath: $0 + "/.ferry/journal")) }
+            try await visits(bed, stick, ["spooler"])
+            let after = try await status(bed, "spooler")
+            #expect(after.peer?.seq == 5, "the peer's state never moves back")
+            #expect(after.warnings.contains { $0.contains("rolled back") }, "\(after.warnings)")
+            let text = try await bed.ferry("spooler", "status")
+            #expect(text.output.contains("rolled back"))
+        }
+    }
+
+    @Test(
+        "a forged line at the end never decides the seq or the readability of backupsvr's next record",
+        arguments: ["1", "9007199254740992"])
+    func forgedSeq(seq: String) async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick()
+            try await visits(bed, stick, ["spooler", "backupsvr", "spooler"])
+            try forge(bed, stick, seq: seq)
+            try await visits(bed, stick, ["backupsvr", "spooler"])
+            let peer = try #require(try await status(bed, "spooler").peer)
+            #expect(peer.seq == 5, "backupsvr's record follows seq 4, whatever the forged line said")
+            let journal = try await bed.ferry("spooler", "journal", stick.devnode, "--verify")
+            #expect(journal.status == 0, "the forged line was set aside: \(journal.output) \(journal.error)")
+            let backupsvr = try await status(bed, "backupsvr")
+            #expect(backupsvr.warnings.contains { $0.contains("does not verify") }, "\(backupsvr.warnings)")
+        }
+    }
+
+    @Test(
+        "a 300 MB journal of well-formed forged records: ferry journal and ferry handle take under 5 s and no more memory than on an honest journal"
+    )
+    func huge() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.enrolledStick(megabytes: 400)
+            try await visits(bed, stick, ["spooler", "backupsvr"])
+            let honest = bed.directory + "/honest/.ferry"
+            let copy = bed.directory + "/hostile/.ferry"
+            for directory in [honest, copy] {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            try bed.tamper(stick) { root in
+                try FileManager.default.copyItem(atPath: root + "/.ferry/journal", toPath: honest + "/journal")
+                // Every copy parses, none verifies.
+                let line = try TestBed.forgedCopyOfLastLine(root + "/.ferry/journal")
+                let block = Data(String(repeating: line + "\n", count: max(1, (1 << 20) / (line.utf8.count + 1))).utf8)
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/.ferry/journal"))
+                try handle.seekToEnd()
+                while try handle.offset() < 300_000_000 { try handle.write(contentsOf: block) }
+                try handle.close()
+                try FileManager.default.copyItem(atPath: root + "/.ferry/journal", toPath: copy + "/journal")
+            }
+            func measured(_ arguments: [String]) async throws -> (kib: Int, seconds: Double) {
+                let run = try await bed.sh(
+                    "/usr/bin/time", "-f", "%M %e", FerryBinary.path, arguments[0], arguments[1], "--config", bed.configPath("spooler"))
+                let figures = String(decoding: run.standardError, as: UTF8.self).split(separator: "\n").last?.split(separator: " ") ?? []
+                return (Int(figures.first ?? "") ?? .max, Double(figures.last ?? "") ?? .infinity)
+            }
+            // The same command on an honest journal is the baseline: the
+            // binary itself (a debug build in make test) takes most of it.
+            let journalBase = try await measured(["journal", honest])
+            let journalHostile = try await measured(["journal", copy])
+            let handleHostile = try await measured(["handle", stick.devnode])
+            let handleBase = try await measured(["handle", stick.devnode])
+            print(
+                "300 MB hostile journal: ferry journal \(journalHostile.kib) KiB \(journalHostile.seconds) s (honest: \(journalBase.kib) KiB), ferry handle \(handleHostile.kib) KiB \(handleHostile.seconds) s (after compaction: \(handleBase.kib) KiB)"
+            )
+            for (name, hostile, base) in [("journal", journalHostile, journalBase), ("handle", handleHostile, handleBase)] {
+                #expect(hostile.seconds < 5, "ferry \(name): \(hostile.seconds) s")
+                #expect(hostile.kib - base.kib < 4 << 10, "ferry \(name): \(hostile.kib) KiB against \(base.kib) KiB")
+                if FerryBinary.path.contains("/release/") { #expect(hostile.kib < 30 << 10, "ferry \(name): \(hostile.kib) KiB") }
+            }
+        }
+    }
+}
+
+@Suite(
+    "Untrusted text on every output path", .tags(.integration), .serialized,
+    .enabled(if: Requirements.isRoot, Requirements.rootOnly))
+struct UntrustedTextTests {
+    @Test("a label and a journal record full of ESC sequences and newlines: no control byte but ferry's own line ends in any output")
+    func escapes() async throws {
+        try await TestBed.with { bed in
+            let label = "\u{1B}[31m\nX\u{1B}]0;"
+            let stick = try await bed.stick("escapes", label: label)
+            var outputs: [String: String] = [:]
+            let enrol = try await bed.ferry("spooler", "enroll", stick.devnode)
+            try #require(enrol.status == 0, "\(enrol.error)")
+            outputs["enroll"] = enrol.output + enrol.error
+            for (index, host) in ["spooler", "backupsvr", "spooler"].enumerated() {
+                let run = try await bed.ferry(host, "handle", stick.devnode)
+                #expect(run.status == 0, "\(run.error)")
+                outputs["handle \(index)"] = run.output + run.error
+            }
+            try bed.tamper(stick) { root in
+                let path = root + "/.ferry/journal"
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                let last = try #require(text.split(separator: "\n").last.map(String.init))
+                let time = try #require(last.range(of: #""time":"[^"]*""#, options: .regularExpression))
+                let forged = last.replacingCharacters(in: time, with: #""time":"\u001b[2J\n\u0007now""#)
+                try (text + forged + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+            }
+            for host in ["spooler", "backupsvr"] {
+                for arguments in [["status"], ["journal", stick.devnode], ["identify", stick.devnode], ["handle", stick.devnode]] {
+                    let run = try await FerryBinary.run(arguments + ["--config", bed.configPath(host)])
+                    outputs["\(host) \(arguments[0])"] = run.output + run.error
+                }
+            }
+            for (name, output) in outputs {
+                let controls = output.unicodeScalars.filter { $0.value < 0x20 && $0 != "\n" || $0.value == 0x7F }
+                #expect(controls.isEmpty, "\(name): \(controls.map(\.value))")
+                #expect(!output.contains("[31m\nX"), "\(name): a raw newline from the label")
+            }
+            #expect(outputs["spooler status"]?.contains("\\u{1B}[31m\\nX") == true, "\(outputs["spooler status"] ?? "")")
         }
     }
 }

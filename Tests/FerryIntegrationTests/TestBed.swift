@@ -223,6 +223,21 @@ final class TestBed: @unchecked Sendable {
         try body(target)
     }
 
+    /// `host`'s `ferry status --json`.
+    func status(_ host: String) async throws -> StatusReport {
+        let run = try await ferry(host, "status", "--json")
+        #expect(run.status == 0, "\(run.error)")
+        return try JSONDecoder().decode(StatusReport.self, from: Data(run.output.utf8))
+    }
+
+    /// The last line of the journal at `path` with one signature digit
+    /// flipped: it parses as a record, and does not verify.
+    static func forgedCopyOfLastLine(_ path: String) throws -> String {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").last.map(String.init))
+        return String(line.dropLast(3)) + (line.dropLast(2).last == "0" ? "1" : "0") + "\"}"
+    }
+
     /// The image's bytes, to show that a run changed nothing on the medium.
     func contents(_ loop: LoopDevice) throws -> Data {
         try Data(contentsOf: URL(fileURLWithPath: loop.image))

@@ -68,6 +68,18 @@ public enum NNCP {
             timeout: timeout)
     }
 
+    /// Queues an ACK for the one packet `packet` from `node`, without looking
+    /// in rx: NNCP 8.8.2 makes it for any hash, so that a packet whose first
+    /// ACK was lost (and which xfer -rx now drops as seen) is confirmed
+    /// again. It does not check whether that packet was itself an ACK: the
+    /// caller must. The ACK's name goes to descriptor 4, as with `ack`.
+    public static func ackPacket(config: String, node: String, packet: String, timeout: Duration) -> Command {
+        Command(
+            Tool.shell,
+            ["-c", "exec \"$@\" 4>&1 1>&2", "nncp-ack", Tool.nncpAck, "-cfg", config, "-noprogress", "-node", node, "-pkt", packet],
+            timeout: timeout)
+    }
+
     /// Removes the packets listed on standard input (`NODEID/PACKET` lines)
     /// from the spool.
     public static func removePackets(config: String, node: String, timeout: Duration) -> Command {

@@ -99,8 +99,74 @@ public struct FerryConfig: Sendable, Equatable {
         return try parse(text, path: path)
     }
 
+    /// The line of the first table header (`[x]`, `[[x]]`) whose name does
+    /// not start as a key does, outside any open array or string. toml++
+    /// (under TOMLKit) aborts the process on such a header, by an assertion,
+    /// instead of reporting it; the fuzzer found `[~receive]`.
+    static func firstUnparseableTableHeader(_ text: String) -> Int? {
+        var depth = 0
+        var inMultilineString: String?
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let bytes = Array(line.utf8)
+            var position = 0
+            if inMultilineString == nil, depth == 0 {
+                while position < bytes.count, bytes[position] == 32 || bytes[position] == 9 { position += 1 }
+                if position < bytes.count, bytes[position] == UInt8(ascii: "[") {
+                    var name = position + 1
+                    if name < bytes.count, bytes[name] == UInt8(ascii: "[") { name += 1 }
+                    while name < bytes.count, bytes[name] == 32 || bytes[name] == 9 { name += 1 }
+                    let first = name < bytes.count ? bytes[name] : 0
+                    let startsKey =
+                        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first)
+                        || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) || first == UInt8(ascii: "_")
+                        || first == UInt8(ascii: "-") || first == UInt8(ascii: "\"") || first == UInt8(ascii: "'")
+                    guard startsKey else { return index + 1 }
+                    continue
+                }
+            }
+            // Track brackets of arrays that span lines, outside strings and comments.
+            while position < bytes.count {
+                let byte = bytes[position]
+                if let quote = inMultilineString {
+                    if line.utf8.dropFirst(position).starts(with: quote.utf8) {
+                        inMultilineString = nil
+                        position += 3
+                    } else {
+                        position += 1
+                    }
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: "#"): position = bytes.count
+                case UInt8(ascii: "["): depth += 1
+                case UInt8(ascii: "]"): depth = max(0, depth - 1)
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    let triple = String(repeating: Character(UnicodeScalar(byte)), count: 3)
+                    if line.utf8.dropFirst(position).starts(with: triple.utf8) {
+                        inMultilineString = triple
+                        position += 2
+                    } else {
+                        var end = position + 1
+                        while end < bytes.count, bytes[end] != byte {
+                            end += byte == UInt8(ascii: "\"") && bytes[end] == UInt8(ascii: "\\") ? 2 : 1
+                        }
+                        position = end
+                    }
+                default: break
+                }
+                position += 1
+            }
+        }
+        return nil
+    }
+
     /// Parses the TOML `text`; `path` names the file in errors.
     public static func parse(_ text: String, path: String) throws(ConfigError) -> FerryConfig {
+        if let line = firstUnparseableTableHeader(text) {
+            throw ConfigError(
+                path: path, key: nil,
+                problem: "is not valid TOML at line \(line): a table name starts with a character a key cannot start with")
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)

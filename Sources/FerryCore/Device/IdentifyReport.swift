@@ -11,13 +11,13 @@ public struct IdentifyReport {
         let filesystem = device.filesystem
         let hardware = device.hardware
         func shown(_ value: String?) -> String { value.map { printable($0) } ?? "-" }
-        return """
-            device      \(device.devnode) (\(device.kernelName))
-            size        \(humanSize(device.size)) (\(device.size) bytes)
-            filesystem  type \(shown(filesystem.type)), label \(shown(filesystem.label)), uuid \(shown(filesystem.uuid))
-            hardware    bus \(shown(hardware.bus)), serial \(shown(hardware.serial)), vendor \(shown(hardware.vendor)), model \(shown(hardware.model))
-            usb parent  \(hardware.usbParent ? "yes" : "no")\(hardware.udevKnown ? "" : " (the udev database has no entry for this device)")
-            verdict     \(recognition.verdict.rawValue): \(recognition.reason)
-            """
+        return terminalText([
+            "device      \(device.devnode) (\(device.kernelName))",
+            "size        \(humanSize(device.size)) (\(device.size) bytes)",
+            "filesystem  type \(shown(filesystem.type)), label \(shown(filesystem.label)), uuid \(shown(filesystem.uuid))",
+            "hardware    bus \(shown(hardware.bus)), serial \(shown(hardware.serial)), vendor \(shown(hardware.vendor)), model \(shown(hardware.model))",
+            "usb parent  \(hardware.usbParent ? "yes" : "no")\(hardware.udevKnown ? "" : " (the udev database has no entry for this device)")",
+            "verdict     \(recognition.verdict.rawValue): \(recognition.reason)",
+        ])
     }
 }

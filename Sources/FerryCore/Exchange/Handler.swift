@@ -68,6 +68,9 @@ public struct Handler: Sendable {
             try context.mounter.remount(root.realPath, readOnly: false)
             return (recognition, try await visit.exchange(root: root, identity: identity))
         }
+        // A SIGTERM that came during the last steps (sync, unmount) means
+        // the stick was pulled, or ferry stopped, before it was done.
+        guard !Task.isCancelled else { throw ExchangeError.interrupted }
         await visit.released(device: device, report: report)
         lock = nil
         if context.config.role == .backupsvr {

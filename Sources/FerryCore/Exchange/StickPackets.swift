@@ -34,13 +34,16 @@ public struct StickPackets: Sendable, Equatable, Codable {
             try root.allowTraversal()
         }
         for recipient in try nncp.entries() {
+            try Task.checkCancellation()
             guard try keep(recipient, in: nncp, path: "nncp", owner: owner, packets: &packets) else { continue }
             let recipientDirectory = try nncp.subdirectory(recipient)
             for sender in try recipientDirectory.entries() {
+                try Task.checkCancellation()
                 let senderPath = "nncp/\(recipient)/\(sender)"
                 guard try keep(sender, in: recipientDirectory, path: senderPath, owner: owner, packets: &packets) else { continue }
                 let senderDirectory = try recipientDirectory.subdirectory(sender)
                 for name in try senderDirectory.entries() {
+                    try Task.checkCancellation()
                     let kind = try senderDirectory.kind(of: name)
                     if name.hasPrefix("nncpxfer") || (kind != .regular && kind != .directory) {
                         try senderDirectory.remove(name)

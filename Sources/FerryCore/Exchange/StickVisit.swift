@@ -48,18 +48,34 @@ public struct StickVisit: Sendable {
             }
             report.finished = context.clock.now().rfc3339
             let journal = VisitJournal(context: context, nncp: nncp)
-            journal.readPeer(root: root, peer: peer, report: &report)
-            journal.append(root: root, report: &report)
+            progress.step("reading the journal")
+            let verified = try journal.readPeer(root: root, peer: peer, report: &report)
+            try Task.checkCancellation()
+            journal.append(root: root, report: &report, verified: verified)
             try KnownSticks(stateDir: config.stateDir).saw(identity: identity, report: report)
             progress.step("syncing the stick")
-            try root.syncFilesystem()
-        } catch let error as CommandError where error.code == .cancelled {
-            throw ExchangeError.interrupted
-        } catch is CancellationError {
-            throw ExchangeError.interrupted
+            try await syncStick(root)
+        } catch {
+            // Whatever a cancelled visit was doing failed because of the
+            // SIGTERM: say that, not how the step broke.
+            if Task.isCancelled || error is CancellationError { throw ExchangeError.interrupted }
+            if let error = error as? CommandError, error.code == .cancelled { throw ExchangeError.interrupted }
+            throw error
         }
         try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
         return report
+    }
+
+    /// syncfs, waited for only until a SIGTERM. `FERRY_TEST_SYNC_DELAY`
+    /// (seconds) makes it slow, as a stick being pulled makes it, so that
+    /// the tests can land a SIGTERM inside it.
+    private func syncStick(_ root: SafeDirectory) async throws {
+        let delay = ProcessInfo.processInfo.environment["FERRY_TEST_SYNC_DELAY"].flatMap(UInt32.init) ?? 0
+        try await cancellablyBlocking {
+            if delay > 0 { sleep(delay) }
+            try root.syncFilesystem()
+        }
+        try Task.checkCancellation()
     }
 
     /// Says that the unmounted stick may go, and runs notify-command.
@@ -83,6 +99,10 @@ public struct StickVisit: Sendable {
             warn("\(count) packet(s) on the stick are for \(name), not for this node; they stay on the stick", &report)
         }
         let stickPath = root.realPath + "/nncp"
+        // nncp-xfer -rx drops these from the stick: a packet whose ACK was
+        // lost, sent again by the peer, which still keeps its copy.
+        let spool = Spool(path: nncp.spool)
+        let seenBefore = (found.incoming[peer.id] ?? [:]).keys.filter { spool.hasSeen($0, from: peer.id) }.sorted()
 
         if found.incomingCount > 0 {
             progress.step("receiving from the stick", ["packets": "\(found.incomingCount)", "bytes": "\(found.incomingBytes)"])
@@ -114,6 +134,10 @@ public struct StickVisit: Sendable {
                 throw ExchangeError(step: "nncp-ack", problem: "\(ack.status): \(ack.errorTail())")
             }
             acks = ack.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            let acknowledged = AcknowledgedPackets(stateDir: config.stateDir)
+            try acknowledged.record(
+                AcknowledgedPackets.confirmed(inLog: String(decoding: ack.standardError, as: UTF8.self)), from: peer.id, spool: spool)
+            acks += try await acknowledgeAgain(seenBefore, from: peer, known: acknowledged.load()[peer.id] ?? [], report: &report)
             report.acks = acks.count
         case .laptop:
             throw ExchangeError(step: "setup", problem: "a laptop does not exchange sticks")
@@ -122,6 +146,35 @@ public struct StickVisit: Sendable {
         try await send(
             root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, found: found, report: &report)
         report.pendingForPeer = PacketCount(try Spool(path: nncp.spool).queued(for: peer.id, readingNiceness: false))
+    }
+
+    /// Confirms again the packets the peer sent again because their ACK was
+    /// lost: those this node acknowledged once (so they were not ACKs
+    /// themselves) and has tossed since. Returns the new ACK packets.
+    private func acknowledgeAgain(_ seen: [String], from peer: NNCPNode, known: Set<String>, report: inout VisitReport) async throws
+        -> [String]
+    {
+        guard !seen.isEmpty else { return [] }
+        let again = seen.filter(known.contains)
+        if again.count < seen.count {
+            context.logger.info(
+                "\(seen.count - again.count) packet(s) on the stick were seen before, but ferry never acknowledged them (ACKs, or older than its record); not acknowledged"
+            )
+        }
+        guard !again.isEmpty else { return [] }
+        progress.step("acknowledging again what arrived before: its ACK was lost", ["packets": "\(again.count)"])
+        var made: [String] = []
+        for packet in again {
+            let ack = try await nncpCommand(
+                "nncp-ack -pkt",
+                NNCP.ackPacket(config: nncp.path, node: peer.name, packet: packet, timeout: config.exchange.commandTimeout))
+            guard ack.status.succeeded else {
+                throw ExchangeError(step: "nncp-ack -pkt \(packet)", problem: "\(ack.status): \(ack.errorTail())")
+            }
+            made += ack.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        }
+        report.acknowledgedAgain = again
+        return made
     }
 
     /// Packets for this node that nncp-xfer left on the stick, by sender.
@@ -241,6 +294,7 @@ public struct StickVisit: Sendable {
             try recipient.setOwner(nncp.selfID, to: owner)
         }
         for (index, packet) in packets.enumerated() {
+            try Task.checkCancellation()
             do {
                 try target.copyIn(from: "\(nncp.spool)/\(peer.id)/tx/\(packet.name)", as: packet.name)
             } catch {

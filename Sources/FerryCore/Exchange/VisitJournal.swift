@@ -23,19 +23,41 @@ struct VisitJournal {
 
     /// Verifies the journal and keeps the peer's latest trusted visit in
     /// `state-dir`, so that `ferry status` works with no stick present.
-    /// Problems are reported; nothing untrusted is kept.
-    func readPeer(root: SafeDirectory, peer: NNCPNode, report: inout VisitReport) {
+    /// Problems are reported; nothing untrusted is kept. Returns the journal
+    /// as read, for `append`; throws only when the visit is cancelled.
+    @discardableResult
+    func readPeer(root: SafeDirectory, peer: NNCPNode, report: inout VisitReport) throws -> VerifiedJournal? {
         do {
             let directory = try root.subdirectory(StickIdentity.directory)
-            guard try directory.kind(of: Journal.fileName) != nil else { return }
+            guard try directory.kind(of: Journal.fileName) != nil else { return nil }
             let journal = try JournalReader.verify(directory: directory, nncp: nncp)
+            keepPeerState(from: journal, peer: peer, report: &report)
+            return journal
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            warn("journal: cannot be read: \(error)", &report)
+            return nil
+        }
+    }
+
+    private func keepPeerState(from journal: VerifiedJournal, peer: NNCPNode, report: inout VisitReport) {
+        do {
             for problem in journal.problems.prefix(5) {
                 warn("journal: \(problem)", &report)
             }
-            if journal.problems.count > 5 {
-                warn("journal: \(journal.problems.count - 5) more problem(s); run ferry journal --verify", &report)
+            let more = journal.problems.count + journal.problemsNotListed - 5
+            if more > 0 {
+                warn("journal: \(more) more problem(s); run ferry journal --verify", &report)
             }
             guard let record = journal.latestTrusted(event: "visit", nodeID: peer.id), let visit = record.decode(VisitReport.self) else {
+                return
+            }
+            let known = StateFile<PeerState>(Self.peerStateFile, stateDir: context.config.stateDir).read()
+            if let known, known.nodeID == peer.id, Self.isOlder(record, than: known) {
+                warn(
+                    "journal: \(peer.name)'s newest record on this stick (seq \(record.seq) of \(printable(record.time, limit: 40))) is older than the one already known (seq \(known.seq) of \(printable(known.time, limit: 40))): the journal was rolled back to an earlier copy; ignored",
+                    &report)
                 return
             }
             let state = PeerState(
@@ -43,25 +65,37 @@ struct VisitJournal {
             try StateFile(Self.peerStateFile, stateDir: context.config.stateDir).write(state)
             context.logger.info("the journal brought \(peer.name)'s visit of \(record.time)", metadata: ["seq": "\(record.seq)"])
         } catch {
-            warn("journal: cannot be read: \(error)", &report)
+            warn("journal: the peer's state could not be kept: \(error)", &report)
         }
     }
 
     /// Appends this visit's record. A journal that cannot be written is a
     /// warning: the packets still cross.
-    func append(root: SafeDirectory, report: inout VisitReport) {
+    func append(root: SafeDirectory, report: inout VisitReport, verified: VerifiedJournal? = nil) {
         do {
             let directory = try root.subdirectory(StickIdentity.directory)
             let writer = JournalWriter(directory: directory, nncp: nncp, clock: context.clock)
-            let seq = try writer.append(event: "visit", role: context.config.role.rawValue, data: report)
+            let seq = try writer.append(event: "visit", role: context.config.role.rawValue, data: report, verified: verified)
             context.logger.info("journal record written", metadata: ["seq": "\(seq)"])
         } catch {
             warn("journal: this visit's record could not be written: \(error)", &report)
         }
     }
 
+    /// The peer's state only moves forward. Records on different sticks
+    /// have unrelated seqs, so the writer's own signed time decides; the seq
+    /// only between two records of the same time.
+    static func isOlder(_ record: VerifiedRecord, than known: PeerState) -> Bool {
+        let (new, old) = (Date(rfc3339: record.time), Date(rfc3339: known.time))
+        guard let new, let old else { return record.time < known.time }
+        return new < old || (new == old && record.seq < known.seq)
+    }
+
+    /// A journal problem is a warning of this visit, and is kept apart in
+    /// the report so that `ferry status` on this host shows it too.
     private func warn(_ message: String, _ report: inout VisitReport) {
         context.logger.warning("\(message)")
         report.warnings.append(message)
+        report.journalProblems = (report.journalProblems ?? []) + [message]
     }
 }

@@ -32,6 +32,9 @@ public struct VisitReport: Codable, Sendable, Equatable {
     /// the sender, which keeps its copy, sends them again.
     public var rejected: [String] = []
     public var acks = 0
+    /// backupsvr: packets the peer sent again because their ACK was lost,
+    /// acknowledged again. Optional: records written before it lack it.
+    public var acknowledgedAgain: [String]?
     public var sent = PacketCount()
     public var alreadyOnStick = 0
     public var pendingForPeer = PacketCount()
@@ -59,6 +62,9 @@ public struct VisitReport: Codable, Sendable, Equatable {
     public var stickFree: UInt64 = 0
     public var stickTotal: UInt64 = 0
     public var warnings: [String] = []
+    /// What was wrong with the stick's journal on this visit (forged,
+    /// rolled back, set aside): warnings of `ferry status` here.
+    public var journalProblems: [String]?
 }
 
 /// A visit that could not be completed.

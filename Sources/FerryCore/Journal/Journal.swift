@@ -126,7 +126,8 @@ public struct VerifiedRecord: Sendable, Equatable {
     public var trusted: Bool
     /// Carried inside a summary record rather than on a line of its own.
     public var fromSummary: Bool
-    /// The raw line.
+    /// The raw line; empty for a record listed by its header alone (past
+    /// `VerifiedJournal.listedLineBytes`).
     public var line: [UInt8]
 
     /// The record's `data`, decoded as `type`.
@@ -135,22 +136,78 @@ public struct VerifiedRecord: Sendable, Equatable {
     }
 }
 
-/// The journal as the reader sees it.
+/// The journal as the reader sees it. It keeps what a verdict needs, not
+/// every record: the newest trusted record of each node and event, the
+/// counts, a capped list of problems, and a capped listing for `ferry
+/// journal`. So a hostile journal costs bounded memory, and, since reading
+/// stops at `readLimit` bytes or `lineCountLimit` lines, bounded time.
 public struct VerifiedJournal: Sendable {
     /// At most this many problems are kept; the rest are only counted, so
     /// that a journal full of garbage costs no memory.
     public static let problemLimit = 1000
+    /// An honest journal is compacted once it passes `Journal.sizeLimit`, so
+    /// it never holds more than that and one more line: reading stops here.
+    public static let readLimit = 2 * Journal.sizeLimit
+    /// Nor does an honest journal hold more lines than this (a record takes
+    /// over 300 bytes: a signature, a node id and a hash): reading stops
+    /// here too.
+    public static let lineCountLimit = 4_000
+    /// Trusted records are listed with their lines up to this many bytes of
+    /// lines, and past it by their header alone; untrusted ones always by
+    /// their header alone.
+    public static let listedLineBytes = Journal.sizeLimit
+    /// Text fields of a listed record are cut to this many characters: an
+    /// untrusted line may carry a megabyte of "time".
+    static let fieldLimit = 64
 
+    /// Every record read, in order, for showing (at most `lineCountLimit`).
     public var records: [VerifiedRecord] = []
     public var problems: [JournalProblem] = []
     public var problemsNotListed = 0
+    /// Lines that were records (not counting those inside a summary).
+    public var recordCount = 0
+    public var firstSeq: Int?
+    /// Set when reading stopped at a limit: the rest of the file is unread.
+    public var incomplete = false
+    /// The newest trusted record of each node and event, by `key`.
+    private(set) var latest: [String: VerifiedRecord] = [:]
+    private var listedBytes = 0
 
-    public var isClean: Bool { problems.isEmpty }
+    public init() {}
+
+    public var isClean: Bool { problems.isEmpty && !incomplete }
 
     public var trusted: [VerifiedRecord] { records.filter(\.trusted) }
 
+    /// The newest trusted record of each node and event, oldest first.
+    public var latestTrusted: [VerifiedRecord] { latest.values.sorted { $0.seq < $1.seq } }
+
     /// The newest trusted record of `event` written by the node `nodeID`.
     public func latestTrusted(event: String, nodeID: String) -> VerifiedRecord? {
-        records.filter { $0.trusted && $0.event == event && $0.nodeID == nodeID }.max { $0.seq < $1.seq }
+        latest[Self.key(nodeID: nodeID, event: event)]
+    }
+
+    private static func key(nodeID: String, event: String) -> String { nodeID + "\n" + event }
+
+    /// Takes in one record: listed (its line kept while the budget lasts),
+    /// and kept whole when it is the newest trusted one of its kind.
+    mutating func add(_ record: VerifiedRecord) {
+        if record.trusted {
+            let key = Self.key(nodeID: record.nodeID, event: record.event)
+            if (latest[key]?.seq ?? .min) <= record.seq { latest[key] = record }
+        }
+        var listed = record
+        if record.trusted, listedBytes + record.line.count <= Self.listedLineBytes {
+            listedBytes += record.line.count
+        } else {
+            listed.line = []
+        }
+        if !record.trusted {
+            listed.time = String(listed.time.prefix(Self.fieldLimit))
+            listed.role = String(listed.role.prefix(Self.fieldLimit))
+            listed.event = String(listed.event.prefix(Self.fieldLimit))
+            listed.nodeID = String(listed.nodeID.prefix(Self.fieldLimit))
+        }
+        records.append(listed)
     }
 }

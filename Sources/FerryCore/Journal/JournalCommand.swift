@@ -58,7 +58,7 @@ public struct JournalCommand: Sendable {
         lines.append(journal.problems.isEmpty ? "every record verifies" : "\(journal.problems.count) problem(s):")
         lines += journal.problems.map { "  \($0)" }
         if journal.problemsNotListed > 0 { lines.append("  and \(journal.problemsNotListed) more") }
-        return lines.joined(separator: "\n")
+        return terminalText(lines)
     }
 }
 
@@ -66,7 +66,12 @@ extension VerifiedJournal {
     /// One JSON object a record: its fields, `trusted`, and its `data`.
     public func jsonLines() throws -> [String] {
         try records.map { record in
-            var object = (try? JSONSerialization.jsonObject(with: Data(record.line)) as? [String: Any]) ?? [:]
+            var object =
+                (try? JSONSerialization.jsonObject(with: Data(record.line)) as? [String: Any])
+                ?? [
+                    "seq": record.seq, "time": record.time, "node": record.node, "node-id": record.nodeID, "role": record.role,
+                    "event": record.event, "data-omitted": true,
+                ]
             object["sig"] = nil
             object["trusted"] = record.trusted
             object["from-summary"] = record.fromSummary

@@ -1,10 +1,11 @@
 import Foundation
 
 /// Reads and verifies a journal, streaming it in chunks: a huge or hostile
-/// file costs time, not memory, and good records are never lost because of
+/// file costs bounded memory and time (reading stops at
+/// `VerifiedJournal.readLimit`), and good records are never lost because of
 /// bad ones.
 public enum JournalReader {
-    static let chunk = 1 << 20
+    static let chunk = 1 << 16
 
     /// Verifies `directory/journal` (a stick's `.ferry`); an absent journal is empty.
     public static func verify(directory: SafeDirectory, nncp: NNCPConfig) throws -> VerifiedJournal {
@@ -16,6 +17,14 @@ public enum JournalReader {
         // that the record after it can still chain to it.
         var overlong: SHA256Stream?
         while true {
+            // A SIGTERM (the stick pulled) must stop a long read at once.
+            try Task.checkCancellation()
+            guard offset < VerifiedJournal.readLimit, verifier.linesRead < VerifiedJournal.lineCountLimit else {
+                verifier.stop(
+                    "the journal is larger than \(VerifiedJournal.readLimit >> 20) MiB or \(VerifiedJournal.lineCountLimit) lines, which no honest journal is (it is compacted at \(Journal.sizeLimit >> 20) MiB); the rest was not read"
+                )
+                return verifier.result
+            }
             let bytes = try file.read(at: offset, count: chunk)
             if bytes.isEmpty { break }
             offset += bytes.count
@@ -44,6 +53,7 @@ public enum JournalReader {
                     pending.removeAll(keepingCapacity: true)
                 }
                 start = newline + 1
+                if verifier.linesRead % 256 == 0 { try Task.checkCancellation() }
             }
         }
         if overlong != nil || !pending.isEmpty {
@@ -58,6 +68,7 @@ struct Verifier {
     let nncp: NNCPConfig
     var result = VerifiedJournal()
     private var lineNumber = 0
+    var linesRead: Int { lineNumber }
     private var lastSeq: Int?
     private var lastHash: String?
 
@@ -77,6 +88,11 @@ struct Verifier {
         lineNumber += 1
         problem("is longer than \(Journal.lineLimit) bytes; not a journal record, skipped unread")
         lastHash = hash
+    }
+
+    mutating func stop(_ why: String) {
+        problem(why)
+        result.incomplete = true
     }
 
     mutating func torn() {
@@ -121,12 +137,13 @@ struct Verifier {
             trusted = false
         }
         lastSeq = header.seq
-        result.records.append(
-            VerifiedRecord(
-                seq: header.seq, time: header.time, node: displayName(header), nodeID: header.nodeID, role: header.role,
-                event: header.event,
-                trusted: trusted, fromSummary: false, line: Array(line)))
-        if header.event == "summary", trusted, let summary = result.records.last?.decode(SummaryData.self) {
+        let record = VerifiedRecord(
+            seq: header.seq, time: header.time, node: displayName(header), nodeID: header.nodeID, role: header.role,
+            event: header.event, trusted: trusted, fromSummary: false, line: Array(line))
+        result.recordCount += 1
+        if result.firstSeq == nil { result.firstSeq = header.seq }
+        result.add(record)
+        if header.event == "summary", trusted, let summary = record.decode(SummaryData.self) {
             for embedded in summary.latest {
                 consumeEmbedded(Array(embedded.utf8)[...], summarySeq: header.seq)
             }
@@ -151,10 +168,9 @@ struct Verifier {
             problem("carries a record that does not verify", seq: summarySeq)
             return
         }
-        result.records.append(
+        result.add(
             VerifiedRecord(
                 seq: header.seq, time: header.time, node: displayName(header), nodeID: header.nodeID, role: header.role,
-                event: header.event,
-                trusted: true, fromSummary: true, line: Array(line)))
+                event: header.event, trusted: true, fromSummary: true, line: Array(line)))
     }
 }

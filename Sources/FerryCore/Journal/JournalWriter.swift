@@ -21,15 +21,19 @@ public struct JournalWriter: Sendable {
     /// Appends one record and returns its seq. The line is written with one
     /// write(2), then the file and the directory are fsynced.
     @discardableResult
-    public func append<T: Encodable>(event: String, role: String, data: T) throws -> Int {
+    public func append<T: Encodable>(event: String, role: String, data: T, verified: VerifiedJournal? = nil) throws -> Int {
         var bytesRead = 0
-        return try append(event: event, role: role, data: data, bytesRead: &bytesRead)
+        return try append(event: event, role: role, data: data, verified: verified, bytesRead: &bytesRead)
     }
 
     /// As `append(event:role:data:)`, and counts in `bytesRead` what it read
     /// of the journal to find where to chain, which the journal's length
     /// does not change.
-    func append<T: Encodable>(event: String, role: String, data: T, bytesRead: inout Int) throws -> Int {
+    /// `verified` is this journal as the caller has just read it: a
+    /// compaction then need not read it again.
+    func append<T: Encodable>(event: String, role: String, data: T, verified: VerifiedJournal? = nil, bytesRead: inout Int) throws
+        -> Int
+    {
         // Another ferry on the same stick must not chain to the same record,
         // nor append to a journal that compaction is replacing.
         try directory.lockExclusively()
@@ -37,13 +41,19 @@ public struct JournalWriter: Sendable {
         var file = try directory.openForAppending(Journal.fileName)
         var tail = TailReader(file: file)
         var size = try file.size()
+        var beyondRepair = false
         if size > 0 {
             size = try setTornLineAside(&tail, size: size)
         }
-        var (lastSeq, lastHash) = size > 0 ? try chainPoint(&tail, size: size) : (0, "")
+        if size > 0 {
+            (size, beyondRepair) = try setUntrustedTailAside(&tail, size: size)
+        }
+        var (lastSeq, lastHash) = size > 0 && !beyondRepair ? try chainPoint(&tail, size: size) : (0, "")
         bytesRead = tail.bytesRead
-        if size > sizeLimit {
-            (lastSeq, lastHash) = try compact(lastSeq: lastSeq, lastHash: lastHash, role: role)
+        if size > sizeLimit || beyondRepair {
+            (lastSeq, lastHash) = try compact(
+                lastSeq: beyondRepair ? nil : lastSeq, lastHash: lastHash, role: role,
+                journal: verified ?? JournalReader.verify(directory: directory, nncp: nncp))
             file = try directory.openForAppending(Journal.fileName)
         }
         let line = try signedLine(
@@ -77,6 +87,59 @@ public struct JournalWriter: Sendable {
         return 0
     }
 
+    /// As `lineStart`, reading no further back than `limit` bytes: nil for
+    /// a longer line, which is no record.
+    private func lineStart(_ tail: inout TailReader, before end: Int, within limit: Int) throws -> Int? {
+        var upper = end
+        while upper > 0, end - upper <= limit {
+            let lower = max(0, upper - Self.window)
+            let bytes = try tail.read(at: lower, count: upper - lower)
+            if let newline = bytes.lastIndex(of: Self.newline) { return end - (lower + newline + 1) <= limit ? lower + newline + 1 : nil }
+            upper = lower
+        }
+        return upper == 0 && end <= limit ? 0 : nil
+    }
+
+    /// Lines at the end that are not records this host can verify, chained
+    /// to the line before them, are moved to `journal.torn` as a torn line
+    /// is: a forged line (seq 1, seq 2^53, a copy of an old record) must
+    /// never decide the seq or the chain of what an honest writer appends,
+    /// nor make it unreadable. Returns the journal's new size; `beyondRepair`
+    /// when more than `Journal.sizeLimit` bytes or `untrustedLineLimit`
+    /// lines would go, and the journal is compacted from its trusted records
+    /// instead.
+    private func setUntrustedTailAside(_ tail: inout TailReader, size: Int) throws -> (size: Int, beyondRepair: Bool) {
+        var end = size - 1
+        var lines = 0
+        while end >= 0 {
+            guard lines < Self.untrustedLineLimit, let start = try lineStart(&tail, before: end, within: sizeLimit - (size - 1 - end))
+            else { return (size, true) }
+            if end - start <= Journal.lineLimit, try isTrustedLink(&tail, start: start, end: end) { break }
+            lines += 1
+            end = start - 1
+        }
+        let cut = end + 1
+        guard cut < size else { return (size, false) }
+        try setAside(&tail, from: cut, to: size)
+        return (cut, false)
+    }
+
+    static let untrustedLineLimit = 1000
+
+    /// Whether the line at `start..<end` is a record signed by a node this
+    /// host knows, chained to the line before it as the reader checks.
+    private func isTrustedLink(_ tail: inout TailReader, start: Int, end: Int) throws -> Bool {
+        let line = try tail.read(at: start, count: end - start)[...]
+        guard let (signed, signature) = Journal.split(line), let header = RecordHeader(line: line),
+            let signer = nncp.node(id: header.nodeID), signer.isValidSignature(signature, for: signed)
+        else { return false }
+        guard start > 0 else { return header.event == "summary" || (header.seq == 1 && header.prev.isEmpty) }
+        guard let previousStart = try lineStart(&tail, before: start - 1, within: Journal.lineLimit) else { return false }
+        let previous = try tail.read(at: previousStart, count: start - 1 - previousStart)
+        guard header.prev == Journal.sha256(previous) else { return false }
+        return RecordHeader(line: previous).map { header.seq == $0.seq + 1 } ?? true
+    }
+
     /// A last line without its newline was torn by a pulled stick: move it to
     /// `journal.torn` and cut the journal back to the last whole line.
     ///
@@ -87,6 +150,13 @@ public struct JournalWriter: Sendable {
     private func setTornLineAside(_ tail: inout TailReader, size: Int) throws -> Int {
         guard try tail.read(at: size - 1, count: 1) != [Self.newline] else { return size }
         let start = try lineStart(&tail, before: size)
+        try setAside(&tail, from: start, to: size)
+        return start
+    }
+
+    /// Moves `start..<size`, the journal's end, to `journal.torn` (its first
+    /// `Journal.lineLimit` bytes), and cuts the journal back to `start`.
+    private func setAside(_ tail: inout TailReader, from start: Int, to size: Int) throws {
         let torn = try directory.openForAppending(Journal.tornFileName)
         if try torn.size() > sizeLimit {
             try torn.truncate(to: 0)
@@ -104,7 +174,6 @@ public struct JournalWriter: Sendable {
         try directory.syncDirectory()
         try tail.file.truncate(to: start)
         try tail.file.sync()
-        return start
     }
 
     /// The seq and hash that the next record chains to: the hash of the last
@@ -162,23 +231,20 @@ public struct JournalWriter: Sendable {
 
     /// Replaces the journal, atomically, by one signed summary that keeps the
     /// latest trusted record of each node and event with its own signature.
-    private func compact(lastSeq: Int, lastHash: String, role: String) throws -> (seq: Int, hash: String) {
-        let journal = try JournalReader.verify(directory: directory, nncp: nncp)
-        var latest: [String: VerifiedRecord] = [:]
-        for record in journal.records where record.trusted && record.event != "summary" {
-            let key = record.nodeID + " " + record.event
-            if (latest[key]?.seq ?? .min) <= record.seq { latest[key] = record }
-        }
+    /// Without `lastSeq` (the end of the journal is beyond repair) the
+    /// summary follows the newest trusted record.
+    private func compact(lastSeq: Int?, lastHash: String, role: String, journal: VerifiedJournal) throws -> (seq: Int, hash: String) {
+        let lastSeq = lastSeq ?? journal.latestTrusted.last?.seq ?? 0
         // JSON escaping at most doubles a line, so within half the line cap
         // the summary stays a line the reader reads; the newest records win.
         var budget = Journal.lineLimit / 2 - Self.window
         var kept: [VerifiedRecord] = []
-        for record in latest.values.sorted(by: { $0.seq > $1.seq }) where record.line.count <= budget {
+        for record in journal.latestTrusted.reversed() where record.event != "summary" && record.line.count <= budget {
             budget -= record.line.count
             kept.append(record)
         }
         let summary = SummaryData(
-            replaced: journal.records.filter { !$0.fromSummary }.count, firstSeq: journal.records.first?.seq ?? 0, lastSeq: lastSeq,
+            replaced: journal.recordCount, firstSeq: journal.firstSeq ?? 0, lastSeq: lastSeq,
             latest: kept.reversed().map { String(decoding: $0.line, as: UTF8.self) })
         let line = try signedLine(
             UnsignedRecord(

@@ -77,6 +77,19 @@ public struct Spool: Sendable {
         return packets
     }
 
+    /// Whether nncp-toss has processed the packet `name` from the node with
+    /// id `node` (`NODE/rx/seen/PACKET`, written by `nncp-toss -seen`).
+    public func hasSeen(_ name: String, from node: String) -> Bool {
+        var info = stat()
+        return lstat("\(path)/\(node)/rx/seen/\(name)", &info) == 0
+    }
+
+    /// Whether the packet `name` from `node` is received and not yet tossed.
+    public func holdsReceived(_ name: String, from node: String) -> Bool {
+        var info = stat()
+        return lstat("\(path)/\(node)/rx/\(name)", &info) == 0
+    }
+
     /// Packets received from any node and not yet tossed (`NODE/rx/PACKET`).
     public func receiveBacklog() -> PacketCount {
         var backlog = PacketCount()

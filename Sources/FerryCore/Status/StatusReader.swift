@@ -89,6 +89,9 @@ public struct StatusReader: Sendable {
         if let peer {
             warnings += peer.visit.warnings.map { "\(peer.node): \($0)" }
         }
+        if let lastVisit, let problems = lastVisit.journalProblems {
+            warnings += problems.map { "the last visit (stick \(printable(lastVisit.stick, limit: 80))) found: \($0)" }
+        }
         let backupsvr = config.role == .backupsvr ? try await DriveDock(context: context).backupsvrState() : nil
         let datasets = backupsvr?.datasets
         let datasetLimit = TimeInterval((parseDuration(config.status.datasetWarnAfter) ?? .seconds(7 * 86400)).components.seconds)
@@ -174,7 +177,7 @@ public struct StatusText {
         }
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
-        return lines.joined(separator: "\n")
+        return terminalText(lines)
     }
 
     /// A drive: where it is and since when, what it lacks, then its newest

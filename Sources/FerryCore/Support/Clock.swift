@@ -17,4 +17,10 @@ extension Date {
         style.timeZone = TimeZone(identifier: "UTC")!
         return self.formatted(style)
     }
+
+    /// Parses what `rfc3339` writes; nil for anything else.
+    public init?(rfc3339 text: String) {
+        guard let date = try? Date(text, strategy: .iso8601) else { return nil }
+        self = date
+    }
 }

@@ -36,3 +36,17 @@ public func printable(_ text: String, limit: Int = 80) -> String {
     }
     return shown
 }
+
+/// Text for a terminal or a log: every control character escaped, newlines
+/// too, so that one line stays one line whatever a stick, a peer's record, a
+/// pool or a dataset put into it. Nothing is cut: use `printable` for that.
+public func terminalLine(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == "\u{7F}" }) else { return text }
+    return printable(text, limit: .max)
+}
+
+/// Lines of text as `terminalLine` makes each one, joined by the newlines
+/// ferry itself writes.
+public func terminalText(_ lines: [String]) -> String {
+    lines.map(terminalLine).joined(separator: "\n")
+}

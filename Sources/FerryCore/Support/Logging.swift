@@ -26,9 +26,9 @@ public struct FerryLogHandler: LogHandler {
         if !underJournal, event.level >= .warning {
             line += "\(event.level): "
         }
-        line += "\(event.message)"
+        line += terminalLine("\(event.message)")
         for key in merged.keys.sorted() {
-            line += " \(key)=\(merged[key]!)"
+            line += " \(key)=" + terminalLine("\(merged[key]!)")
         }
         line += "\n"
         FileHandle.standardError.write(Data(line.utf8))
@@ -68,9 +68,9 @@ public struct SyslogLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        var line = "\(event.message)"
+        var line = terminalLine("\(event.message)")
         for key in merged.keys.sorted() {
-            line += " \(key)=\(merged[key]!)"
+            line += " \(key)=" + terminalLine("\(merged[key]!)")
         }
         let priority: Int32 =
             switch event.level {

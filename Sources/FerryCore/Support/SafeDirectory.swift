@@ -316,6 +316,8 @@ extension SafeDirectory {
         do throws(Errno) {
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
+                // A packet can take minutes to copy: a SIGTERM stops it here.
+                if Task.isCancelled { throw Errno.canceled }
                 let count = try retryingEINTR { buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) } }
                 if count == 0 { break }
                 try writeAll(output, buffer[..<count])

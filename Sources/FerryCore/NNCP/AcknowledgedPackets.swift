@@ -1,0 +1,46 @@
+import Foundation
+
+/// ferry's own record of the packets NNCP acknowledged on this host, by hash
+/// and sender (`state-dir/acknowledged.json`).
+///
+/// A packet whose ACK was lost comes back on a later stick, and nncp-xfer
+/// drops it there as already seen (`spool/SENDER/rx/seen/PKT`), so nncp-ack
+/// never confirms it again. ferry does, with `nncp-ack -pkt`. But nncp-toss
+/// writes `seen/` entries for ACK packets too, and an ACK must never be
+/// acknowledged: only hashes that nncp-ack itself confirmed once, and so
+/// knew to be data packets, are confirmed again.
+struct AcknowledgedPackets {
+    static let file = "acknowledged.json"
+
+    var stateDir: String
+    private var file: StateFile<[String: Set<String>]> { StateFile(Self.file, stateDir: stateDir) }
+
+    /// Hashes by sender id.
+    func load() -> [String: Set<String>] {
+        file.read() ?? [:]
+    }
+
+    /// Adds `hashes` from `sender`, and forgets those the spool holds
+    /// neither in rx nor in rx/seen: a pruned seen/ would let a resent copy
+    /// run again anyway, so the record grows no larger than seen/ does.
+    func record(_ hashes: [String], from sender: String, spool: Spool) throws {
+        var known = load()
+        known[sender, default: []].formUnion(hashes)
+        for (node, names) in known {
+            known[node] = names.filter { spool.holdsReceived($0, from: node) || spool.hasSeen($0, from: node) }
+        }
+        try file.write(known.filter { !$0.value.isEmpty })
+    }
+
+    /// The hashes an nncp-ack run says it made an ACK for: its log line for
+    /// each reads "ACK to NODE of HASH is sent" (NNCP 8.8.2, `TxACK`).
+    static func confirmed(inLog log: String) -> [String] {
+        log.split(separator: "\n").compactMap { line in
+            guard let of = line.range(of: " of ", options: .backwards), line.hasSuffix(" is sent"),
+                line.range(of: "ACK to ") != nil
+            else { return nil }
+            let hash = String(line[of.upperBound...].dropLast(" is sent".count))
+            return Spool.isPacketName(hash) ? hash : nil
+        }
+    }
+}
