@@ -382,3 +382,19 @@ enum PartsReader {
         return ends.read
     }
 }
+
+extension PartStore {
+    /// The split streams still arriving at backupsvr, as `ferry status` and
+    /// the visit record show them, and a warning for each one incomplete
+    /// for longer than `[status] dataset-warn-after`.
+    public static func incomplete(config: FerryConfig, now: Date) -> (streams: [IncompleteStreamStatus], warnings: [String]) {
+        guard let store = try? StreamStore(stateDir: config.stateDir), let parts = try? PartStore(store: store) else { return ([], []) }
+        let streams = parts.status()
+        let limit = TimeInterval((parseDuration(config.status.datasetWarnAfter) ?? .seconds(7 * 86400)).components.seconds)
+        let warnings = streams.compactMap { stream -> String? in
+            guard let since = try? Date(stream.since, strategy: .iso8601), now.timeIntervalSince(since) > limit else { return nil }
+            return "a split stream has been incomplete for more than \(config.status.datasetWarnAfter): " + stream.line
+        }
+        return (streams, warnings)
+    }
+}
