@@ -96,13 +96,11 @@ struct StreamSplitter: Sendable {
         var pending = carry
         var buffer = [UInt8](repeating: 0, count: StreamPump.chunkSize)
         func readSome() -> Int? {
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) }
-                if count >= 0 { return count }
-                if errno != EINTR {
-                    filled.error = .read(Errno(rawValue: errno))
-                    return nil
-                }
+            do {
+                return try retryingEINTR { buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) } }
+            } catch {
+                filled.error = .read(error)
+                return nil
             }
         }
         while filled.bytes < limit {
@@ -145,11 +143,11 @@ struct StreamSplitter: Sendable {
             var buffer = [UInt8](repeating: 0, count: StreamPump.chunkSize)
             var total: UInt64 = 0
             while total <= limit {
-                let count = buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return nil
-                }
+                guard
+                    let count = try? retryingEINTR({
+                        buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) }
+                    })
+                else { return nil }
                 if count == 0 { return false }
                 total += UInt64(count)
             }

@@ -145,7 +145,7 @@ public struct PartStore: Sendable {
             incoming
             ?? IncomingStream(
                 sender: sender, senderID: senderID, dataset: dataset, stream: "\(stream)", since: now.rfc3339, parts: [])
-        let digest = Journal.hex(received.digest)
+        let digest = Hex.encode(received.digest)
         if let present = stream.parts.first(where: { $0.number == number }) {
             guard present.digest == digest else {
                 throw PartError.disagrees("part \(number) of stream \(stream.stream) came twice with different contents")
@@ -195,7 +195,7 @@ public struct PartStore: Sendable {
         var problem: String?
         if stream.bytes != whole.length {
             problem = "its parts hold \(stream.bytes) bytes, and its last part says \(whole.length)"
-        } else if PartTrailer.wholeDigest(stream.parts.map { PartTrailer.unhex($0.digest) ?? [] }) != whole.digest {
+        } else if PartTrailer.wholeDigest(stream.parts.map { Hex.decode($0.digest) ?? [] }) != whole.digest {
             problem = "the SHA-256 of its parts does not match what its last part says"
         } else if !header.isEnd(number == whole.parts ? tail : (try? streamTail(directory: directory, stream: stream)) ?? []) {
             problem = "\(StreamError.truncated(expectedEndOf: header.toName, bytes: stream.bytes))"
@@ -219,7 +219,7 @@ public struct PartStore: Sendable {
             defer { try? fd.close() }
             let want = min(UInt64(StreamHeader.recordSize - tail.count), part.bytes)
             var buffer = [UInt8](repeating: 0, count: Int(want))
-            _ = try buffer.withUnsafeMutableBytes { try fd.read(fromAbsoluteOffset: Int64(part.bytes - want), into: $0) }
+            _ = try readFully(fd.rawValue, into: &buffer, offset: Int(part.bytes - want))
             tail = buffer + tail
         }
         return tail
@@ -251,10 +251,11 @@ public struct PartStore: Sendable {
         var received = Received(bytes: 0, digest: [], trailer: [], first: [], tail: [])
         var buffer = [UInt8](repeating: 0, count: StreamPump.chunkSize)
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ZFSError(problem: "cannot read the part from standard input: \(String(cString: strerror(errno)))")
+            let count: Int
+            do {
+                count = try retryingEINTR { buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) } }
+            } catch {
+                throw ZFSError(problem: "cannot read the part from standard input: \(error)")
             }
             if count == 0 { break }
             held += buffer[..<count]

@@ -57,7 +57,7 @@ public struct PartTrailer: Sendable, Equatable {
         out += Self.bigEndian(UInt64(part), width: 4) + Self.bigEndian(length, width: 8) + digest
         if let whole {
             out += Self.bigEndian(UInt64(whole.parts), width: 4) + Self.bigEndian(whole.length, width: 8)
-            out += Self.unhex(whole.digest) ?? [UInt8](repeating: 0, count: 32)
+            out += Hex.decode(whole.digest) ?? [UInt8](repeating: 0, count: 32)
         } else {
             out += [UInt8](repeating: 0, count: 44)
         }
@@ -77,7 +77,7 @@ public struct PartTrailer: Sendable, Equatable {
         digest = Array(bytes[40..<72])
         if bytes[9] == 1 {
             whole = Whole(
-                parts: Int(Self.number(bytes[72..<76])), length: Self.number(bytes[76..<84]), digest: Journal.hex(bytes[84..<116]))
+                parts: Int(Self.number(bytes[72..<76])), length: Self.number(bytes[76..<84]), digest: Hex.encode(bytes[84..<116]))
         } else {
             guard bytes[72..<116].allSatisfy({ $0 == 0 }) else { throw .damaged("its trailer has a whole-stream check but no last flag") }
         }
@@ -87,7 +87,7 @@ public struct PartTrailer: Sendable, Equatable {
     public static func wholeDigest(_ parts: [[UInt8]]) -> String {
         var hasher = SHA256()
         for digest in parts { hasher.update(data: digest) }
-        return Journal.hex(hasher.finalize())
+        return Hex.encode(hasher.finalize())
     }
 
     static func bigEndian(_ value: UInt64, width: Int) -> [UInt8] {
@@ -96,17 +96,6 @@ public struct PartTrailer: Sendable, Equatable {
 
     static func number(_ bytes: ArraySlice<UInt8>) -> UInt64 {
         bytes.reduce(0) { $0 << 8 | UInt64($1) }
-    }
-
-    static func unhex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
     }
 }
 
@@ -126,13 +115,13 @@ public struct StreamID: Sendable, Equatable, Hashable, CustomStringConvertible {
 
     /// Parses `--stream`: exactly 32 lower-case hex digits.
     public init(_ text: String) throws(PartError) {
-        guard text.utf8.count == 32, text.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
-            let bytes = PartTrailer.unhex(text)
-        else { throw .badArguments("--stream \(printable(text)) is not 32 lower-case hex digits") }
+        guard text.utf8.count == 32, let bytes = Hex.decode(text) else {
+            throw .badArguments("--stream \(printable(text)) is not 32 lower-case hex digits")
+        }
         self.bytes = bytes
     }
 
-    public var description: String { Journal.hex(bytes) }
+    public var description: String { Hex.encode(bytes) }
 }
 
 /// Why a part is refused.
