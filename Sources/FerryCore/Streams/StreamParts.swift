@@ -42,6 +42,12 @@ public struct PartTrailer: Sendable, Equatable {
         public var length: UInt64
         /// SHA-256 over the concatenated SHA-256s of the parts, in hex.
         public var digest: String
+
+        public init(parts: Int, length: UInt64, digest: String) {
+            self.parts = parts
+            self.length = length
+            self.digest = digest
+        }
     }
 
     public init(stream: StreamID, part: Int, length: UInt64, digest: [UInt8], whole: Whole? = nil) {
