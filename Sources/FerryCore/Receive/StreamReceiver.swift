@@ -64,6 +64,16 @@ public struct StreamReceiver: Sendable {
         return (node.name, dataset)
     }
 
+    /// Logs why a stream or part is not taken, after reading its input to
+    /// the end, so that nncp-toss sees the packet taken.
+    func refused(_ error: any Error, senderID: String?, destination: String, input: FileDescriptor, extra: Logger.Metadata = [:]) {
+        let drained = StreamPump.drain(input)
+        let meta: Logger.Metadata = [
+            "sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)",
+        ]
+        logger.error("\(error)", metadata: meta.merging(extra) { $1 })
+    }
+
     /// Receives the stream on `input`.
     public func receive(destination: String, senderID: String?, input: FileDescriptor = .standardInput) async throws -> ReceiveOutcome {
         try context.config.require(.backupsvr, for: "receive")
@@ -79,10 +89,7 @@ public struct StreamReceiver: Sendable {
                 throw ReceiveRefusal(problem: "\(error)", keepQueued: false)
             }
         } catch {
-            let drained = StreamPump.drain(input)
-            logger.error(
-                "\(error)",
-                metadata: ["sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)"])
+            refused(error, senderID: senderID, destination: destination, input: input)
             throw error
         }
         let meta: Logger.Metadata = ["sender": "\(sender)", "dataset": "\(dataset)", "snapshot": "\(printable(header.snapshot))"]
@@ -226,13 +233,7 @@ extension StreamReceiver {
                 throw ReceiveRefusal(problem: "from \(sender): \(error)", keepQueued: false)
             }
         } catch {
-            let drained = StreamPump.drain(input)
-            logger.error(
-                "\(error)",
-                metadata: [
-                    "sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "part": "\(part)",
-                    "bytes": "\(drained)",
-                ])
+            refused(error, senderID: senderID, destination: destination, input: input, extra: ["part": "\(part)"])
             throw error
         }
         var meta: Logger.Metadata = ["sender": "\(sender)", "dataset": "\(dataset)", "stream": "\(stream)", "part": "\(part)"]
