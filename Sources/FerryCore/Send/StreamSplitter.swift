@@ -31,7 +31,7 @@ struct StreamSplitter: Sendable {
 
     /// Splits everything on `input` after `first`, which was read from it already.
     func split(_ input: FileDescriptor, first: [UInt8]) async throws -> Outcome {
-        var carry = first
+        let buffer = SplitBuffer(holding: first)
         var digests: [[UInt8]] = []
         var total: UInt64 = 0
         var number = 1
@@ -40,8 +40,8 @@ struct StreamSplitter: Sendable {
             let queue = queuePart
             let part = number
             let task = Task { try await queue(part, ends.read) }
-            let (limit, start) = (partData, carry)
-            let filled = await onThread { Self.fill(from: input, carry: start, into: ends.write, limit: limit) }
+            let limit = partData
+            let filled = await onThread { Self.fill(from: input, buffer: buffer, into: ends.write, limit: limit) }
             var failure: (any Error)?
             if case .read(let error)? = filled.error {
                 failure = SendError(problem: "cannot read the stream: \(error)")
@@ -70,8 +70,35 @@ struct StreamSplitter: Sendable {
                 throw SendError(problem: "nncp-exec failed for part \(part) (\(result.status)): \(result.errorTail())")
             }
             if filled.ended { return Outcome(parts: part, bytes: total) }
-            carry = filled.carry
             number += 1
+        }
+    }
+
+    /// The one buffer of a whole split, reused by every part: a fresh buffer
+    /// on each part's thread would leave one behind in each thread's malloc
+    /// arena. What it holds past a part's end (`start`, `count`) begins the
+    /// next part.
+    final class SplitBuffer: @unchecked Sendable {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamPump.chunkSize, alignment: 16)
+        var start = 0
+        var count = 0
+
+        init(holding first: [UInt8]) {
+            precondition(first.count <= bytes.count)
+            first.withUnsafeBytes { bytes.copyMemory(from: $0) }
+            count = first.count
+        }
+
+        deinit { bytes.deallocate() }
+
+        var pending: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[start..<start + count]) }
+
+        /// Reads the next buffer of the input; 0 at its end.
+        func refill(from input: FileDescriptor) throws(Errno) -> Int {
+            let base = bytes.baseAddress!
+            count = try retryingEINTR { read(input.rawValue, base, bytes.count) }
+            start = 0
+            return count
         }
     }
 
@@ -79,57 +106,43 @@ struct StreamSplitter: Sendable {
         enum Failure: Sendable { case read(Errno), write(Errno) }
         var bytes: UInt64 = 0
         var digest: [UInt8] = []
-        /// Read past the part's end: the start of the next part.
-        var carry: [UInt8] = []
         /// Whether the stream ended in this part.
         var ended = false
         var error: Failure?
     }
 
-    /// Writes `carry` and then the input into `output` until `limit` bytes,
-    /// hashing them; then reads one buffer more to learn whether the stream
-    /// goes on.
-    static func fill(from input: FileDescriptor, carry: [UInt8], into output: FileDescriptor, limit: UInt64) -> Filled {
+    /// Writes what `buffer` holds and then the input into `output` until
+    /// `limit` bytes, hashing them; then reads one buffer more to learn
+    /// whether the stream goes on.
+    static func fill(from input: FileDescriptor, buffer: SplitBuffer, into output: FileDescriptor, limit: UInt64) -> Filled {
         signal(SIGPIPE, SIG_IGN)
         var filled = Filled()
         var hasher = SHA256()
-        var pending = carry
-        var buffer = [UInt8](repeating: 0, count: StreamPump.chunkSize)
-        func readSome() -> Int? {
-            do {
-                return try retryingEINTR { buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) } }
-            } catch {
-                filled.error = .read(error)
-                return nil
-            }
-        }
-        while filled.bytes < limit {
-            if pending.isEmpty {
-                guard let count = readSome() else { return filled }
-                if count == 0 {
+        do {
+            while filled.bytes < limit {
+                if buffer.count == 0, try buffer.refill(from: input) == 0 {
                     filled.ended = true
                     break
                 }
-                pending = Array(buffer[..<count])
+                let take = Int(min(UInt64(buffer.count), limit - filled.bytes))
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer.pending[..<take])
+                do {
+                    try writeAll(output.rawValue, chunk)
+                } catch {
+                    filled.error = .write(error)
+                    return filled
+                }
+                hasher.update(bufferPointer: chunk)
+                filled.bytes += UInt64(take)
+                buffer.start += take
+                buffer.count -= take
             }
-            let take = Int(min(UInt64(pending.count), limit - filled.bytes))
-            do {
-                try writeAll(output.rawValue, pending[..<take])
-            } catch {
-                filled.error = .write(error)
-                return filled
+            if !filled.ended, buffer.count == 0 {
+                filled.ended = try buffer.refill(from: input) == 0
             }
-            hasher.update(data: pending[..<take])
-            filled.bytes += UInt64(take)
-            pending.removeFirst(take)
-        }
-        if !filled.ended {
-            if pending.isEmpty {
-                guard let count = readSome() else { return filled }
-                pending = Array(buffer[..<count])
-            }
-            filled.ended = pending.isEmpty
-            filled.carry = pending
+        } catch {
+            filled.error = .read(error)
+            return filled
         }
         filled.digest = Array(hasher.finalize())
         return filled

@@ -1,3 +1,4 @@
+internal import CLinuxShims
 import Crypto
 import Foundation
 import SystemPackage
@@ -247,20 +248,28 @@ public struct PartStore: Sendable {
         }
         defer { close(fd) }
         var hasher = SHA256()
-        var held: [UInt8] = []
         var received = Received(bytes: 0, digest: [], trailer: [], first: [], tail: [])
-        var buffer = [UInt8](repeating: 0, count: StreamPump.chunkSize)
+        // One buffer, no allocation per read: the last `PartTrailer.size`
+        // bytes seen are kept at its front, and each read lands after them.
+        var buffer = [UInt8](repeating: 0, count: StreamPump.chunkSize + PartTrailer.size)
+        var kept = 0
+        var writtenBack: UInt64 = 0
         while true {
             let count: Int
             do {
-                count = try retryingEINTR { buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) } }
+                count = try retryingEINTR {
+                    buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress! + kept, StreamPump.chunkSize) }
+                }
             } catch {
                 throw ZFSError(problem: "cannot read the part from standard input: \(error)")
             }
             if count == 0 { break }
-            held += buffer[..<count]
-            guard held.count > PartTrailer.size else { continue }
-            let data = held[..<(held.count - PartTrailer.size)]
+            let filled = kept + count
+            guard filled > PartTrailer.size else {
+                kept = filled
+                continue
+            }
+            let data = buffer[..<(filled - PartTrailer.size)]
             do {
                 try writeAll(fd, data)
             } catch {
@@ -273,11 +282,16 @@ public struct PartStore: Sendable {
             }
             received.tail = Array((received.tail + data.suffix(StreamHeader.recordSize)).suffix(StreamHeader.recordSize))
             received.bytes += UInt64(data.count)
-            held.removeFirst(data.count)
+            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: $0.baseAddress! + data.count, byteCount: PartTrailer.size) }
+            kept = PartTrailer.size
+            if received.bytes - writtenBack >= StreamPump.writebackEvery {
+                _ = ferry_start_writeback(fd, Int64(writtenBack), Int64(received.bytes - writtenBack))
+                writtenBack = received.bytes
+            }
         }
+        received.trailer = Array(buffer[..<kept])
         guard fsync(fd) == 0 else { throw ZFSError(problem: "cannot write \(file) to disk: \(String(cString: strerror(errno)))") }
         received.digest = Array(hasher.finalize())
-        received.trailer = held
         return received
     }
 
