@@ -45,7 +45,7 @@ public struct SubprocessRunner: CommandRunner {
         try await bounded(command) {
             let outcome = try await Subprocess.run(
                 Self.configuration(command), input: .none, output: .fileDescriptor(output, closeAfterSpawningProcess: true),
-                error: .bytes(limit: Self.outputLimit))
+                error: .bytes(limit: outputLimit))
             return CommandResult(status: Self.status(outcome.terminationStatus), standardError: outcome.standardError)
         }
     }

@@ -44,7 +44,7 @@ struct StreamSplitter: Sendable {
             let filled = await onThread { Self.fill(from: input, buffer: buffer, into: ends.write, limit: limit) }
             var failure: (any Error)?
             if case .read(let error)? = filled.error {
-                failure = SendError(problem: "cannot read the stream: \(error)")
+                failure = SendError(.input(error), problem: "cannot read the stream: \(error)")
             } else if filled.ended {
                 do { try await ended() } catch { failure = error }
             }
@@ -67,7 +67,8 @@ struct StreamSplitter: Sendable {
             try? ends.write.close()
             let result = try await task.value
             guard result.status.succeeded, written else {
-                throw SendError(problem: "nncp-exec failed for part \(part) (\(result.status)): \(result.errorTail())")
+                throw SendError(
+                    .execFailed(result.status), problem: "nncp-exec failed for part \(part) (\(result.status)): \(result.errorTail())")
             }
             if filled.ended { return Outcome(parts: part, bytes: total) }
             number += 1
@@ -151,20 +152,23 @@ struct StreamSplitter: Sendable {
     /// Reads `input` until its end or past `limit` bytes, whichever comes
     /// first: whether a stream is larger than a chunk, found without keeping
     /// any of it.
-    static func exceeds(_ limit: UInt64, input: FileDescriptor) async -> Bool? {
+    static func exceeds(_ limit: UInt64, input: FileDescriptor) async -> Result<Bool, Errno> {
         await onThread {
             var buffer = [UInt8](repeating: 0, count: StreamPump.chunkSize)
             var total: UInt64 = 0
             while total <= limit {
-                guard
-                    let count = try? retryingEINTR({
+                let count: Int
+                do throws(Errno) {
+                    count = try retryingEINTR {
                         buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress!, StreamPump.chunkSize) }
-                    })
-                else { return nil }
-                if count == 0 { return false }
+                    }
+                } catch {
+                    return .failure(error)
+                }
+                if count == 0 { return .success(false) }
                 total += UInt64(count)
             }
-            return true
+            return .success(true)
         }
     }
 }

@@ -180,7 +180,7 @@ public struct PartStore: Sendable {
             try check(stream, directory: directory, temporary: temporary, number: number, tail: received.tail)
         }
         guard rename(temporary, directory + "/" + Self.partName(number)) == 0 else {
-            throw ZFSError(problem: "cannot rename \(temporary): \(String(cString: strerror(errno)))")
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot rename \(temporary): \(String(cString: strerror(errno)))")
         }
         keep = true
         try save(stream, key: key)
@@ -244,7 +244,7 @@ public struct PartStore: Sendable {
         let fd = Glibc.open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             _ = StreamPump.drain(input)
-            throw ZFSError(problem: "cannot create \(file): \(String(cString: strerror(errno)))")
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot create \(file): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         var hasher = SHA256()
@@ -261,7 +261,7 @@ public struct PartStore: Sendable {
                     buffer.withUnsafeMutableBytes { read(input.rawValue, $0.baseAddress! + kept, StreamPump.chunkSize) }
                 }
             } catch {
-                throw ZFSError(problem: "cannot read the part from standard input: \(error)")
+                throw ZFSError(.input(error), problem: "cannot read the part from standard input: \(error)")
             }
             if count == 0 { break }
             let filled = kept + count
@@ -274,7 +274,7 @@ public struct PartStore: Sendable {
                 try writeAll(fd, data)
             } catch {
                 _ = StreamPump.drain(input)
-                throw ZFSError(problem: "cannot write \(file): \(error); the packet stays queued")
+                throw ZFSError(.storeFile(error), problem: "cannot write \(file): \(error); the packet stays queued")
             }
             hasher.update(data: data)
             if received.first.count < StreamHeader.recordSize {
@@ -290,7 +290,9 @@ public struct PartStore: Sendable {
             }
         }
         received.trailer = Array(buffer[..<kept])
-        guard fsync(fd) == 0 else { throw ZFSError(problem: "cannot write \(file) to disk: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else {
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot write \(file) to disk: \(String(cString: strerror(errno)))")
+        }
         received.digest = Array(hasher.finalize())
         return received
     }
@@ -301,7 +303,7 @@ public struct PartStore: Sendable {
         do {
             return try JSONDecoder().decode(IncomingStream.self, from: data)
         } catch {
-            throw ZFSError(problem: "\(file) is damaged (\(error)); move \(path)/\(key) aside")
+            throw ZFSError(.storeDamaged, problem: "\(file) is damaged (\(error)); move \(path)/\(key) aside")
         }
     }
 
@@ -325,7 +327,8 @@ public struct PartStore: Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try SafeDirectory(path: directory).writeFileAtomically(Self.storedName, bytes: Array(try encoder.encode(stored)), mode: 0o600)
         guard rename(directory, store.partsDirectory(stored.id)) == 0 else {
-            throw ZFSError(problem: "cannot move \(directory) into the store: \(String(cString: strerror(errno)))")
+            throw ZFSError(
+                .storeFile(Errno(rawValue: errno)), problem: "cannot move \(directory) into the store: \(String(cString: strerror(errno)))")
         }
         try store.save(stored)
         return true
