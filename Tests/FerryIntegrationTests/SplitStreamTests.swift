@@ -269,7 +269,17 @@ struct SplitStreamTests {
             _ = try await world.tripsUntilOnDrive(snapshot, stick: stick, limit: 3)
             #expect(try await world.receivedDigest(in: world.driveRoot) == digest)
             #expect(world.storedStreams().isEmpty)
-            #expect(world.incompleteStreams().isEmpty, "the lost attempt's parts are dropped")
+            if incomplete.missing == [1] {
+                // The spooler relays in an order of its own, so the lost packet
+                // may be part 1: then the attempt's snapshot is not known, and
+                // its parts wait, shown in status, blocking nothing.
+                #expect(world.incompleteStreams().count == 1)
+                let waiting = try await bed.ferry("backupsvr", "status")
+                #expect(waiting.output.contains("incomplete stream laptop/\(world.laptop)/root@?"), "\(waiting.output)")
+                #expect(waiting.output.contains("part(s) 1 missing"), "\(waiting.output)")
+            } else {
+                #expect(world.incompleteStreams().isEmpty, "the lost attempt's parts are dropped")
+            }
         }
     }
 
