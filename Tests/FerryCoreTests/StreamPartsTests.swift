@@ -156,6 +156,7 @@ struct StreamPartsTests {
             case .complete(let incoming, let key): completed = (incoming, key)
             case .duplicate: #expect(number == 3)
             case .stored(let incoming): #expect(!incoming.isComplete)
+            case .abandoned: Issue.record("part \(number) was taken for an abandoned attempt")
             }
         }
         let (incoming, key) = try #require(completed)
@@ -243,6 +244,13 @@ struct StreamPartsTests {
             id: StoredStream.id(for: header), sender: "SENDER", dataset: dataset, header: header, bytes: 0, received: "", applied: [])
         #expect(server.parts.dropAbandoned(by: done).count == 1)
         #expect(server.parts.status().map(\.sender) == ["OTHER"], "another sender's stream is not touched")
+        // A part of another abandoned attempt that comes later goes at once.
+        let (late, lateParts) = try await splitIntoParts(stream, chunkSize: 4096, in: server.directory)
+        guard case .abandoned = try server.accept(lateParts[0], part: 1, of: late) else {
+            Issue.record("a late part of an abandoned attempt was kept")
+            return
+        }
+        #expect(server.parts.status().map(\.sender) == ["OTHER"])
     }
 
     @Test(

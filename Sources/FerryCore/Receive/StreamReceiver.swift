@@ -252,6 +252,11 @@ extension StreamReceiver {
             throw refusal
         }
         switch outcome {
+        case .abandoned(let incoming):
+            logger.info(
+                "dropped: a part of an abandoned attempt at a snapshot already in the chain",
+                metadata: meta.merging(["parts": "\(incoming.parts.count)"]) { $1 })
+            return nil
         case .duplicate(let incoming):
             logger.info("this part is here already; dropping the copy", metadata: meta.merging(["parts": "\(incoming.parts.count)"]) { $1 })
             return nil

@@ -97,6 +97,9 @@ public struct PartStore: Sendable {
         case duplicate(IncomingStream)
         /// The part completed its stream, which passed its check.
         case complete(IncomingStream, key: String)
+        /// The part belongs to an abandoned attempt at a snapshot that has
+        /// joined the chain already; its parts are dropped.
+        case abandoned(IncomingStream)
     }
 
     static func key(senderID: String, stream: StreamID) -> String { "\(senderID)-\(stream)" }
@@ -185,6 +188,13 @@ public struct PartStore: Sendable {
         keep = true
         try save(stream, key: key)
         incoming = stream
+        if !stream.isComplete, let header = stream.header,
+            FileManager.default.fileExists(atPath: joinedMarker(sender: sender, toGUID: header.toGUID))
+        {
+            try? FileManager.default.removeItem(atPath: directory)
+            markDone(key)
+            return .abandoned(stream)
+        }
         return stream.isComplete ? .complete(stream, key: key) : .stored(stream)
     }
 
@@ -334,6 +344,11 @@ public struct PartStore: Sendable {
         return true
     }
 
+    /// Says that the sender's snapshot `toGUID` has joined the chain.
+    func joinedMarker(sender: String, toGUID: UInt64) -> String {
+        path + "/joined-" + Hex.encode(Array(sender.utf8)) + "-" + Hex.encode(toGUID)
+    }
+
     /// Later copies of a finished or dropped stream's parts are refused.
     private func markDone(_ key: String) {
         let fd = Glibc.open(path + "/" + key + ".done", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -343,7 +358,7 @@ public struct PartStore: Sendable {
     /// Every stream whose parts are arriving.
     public func incoming() -> [(key: String, stream: IncomingStream)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return names.sorted().filter { !$0.hasSuffix(".done") }.compactMap { name in
+        return names.sorted().filter { !$0.hasSuffix(".done") && !$0.hasPrefix("joined-") }.compactMap { name in
             (try? description(name)).flatMap { $0 }.map { (name, $0) }
         }
     }
@@ -353,6 +368,11 @@ public struct PartStore: Sendable {
     /// and dataset that make the same snapshot, or start from the same base.
     @discardableResult
     public func dropAbandoned(by stream: StoredStream) -> [IncomingStream] {
+        // Parts of an abandoned attempt that arrive later (a toss takes
+        // packets in an order of its own) are dropped when they come.
+        let marker = Glibc.open(
+            joinedMarker(sender: stream.sender, toGUID: stream.header.toGUID), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if marker >= 0 { close(marker) }
         var dropped: [IncomingStream] = []
         for (key, incoming) in incoming() where incoming.sender == stream.sender && incoming.dataset == stream.dataset {
             guard let header = incoming.header,
