@@ -122,7 +122,9 @@ struct ZFSWorld {
 
     /// The split streams whose parts are still arriving.
     func incompleteStreams() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: storePath + "/parts")) ?? []).filter { !$0.hasSuffix(".done") }
+        ((try? FileManager.default.contentsOfDirectory(atPath: storePath + "/parts")) ?? []).filter {
+            !$0.hasSuffix(".done") && !$0.hasPrefix("joined-")
+        }
     }
 
     /// Runs `ferry receive` the way nncp-toss does: NNCP_SENDER set and the
