@@ -57,6 +57,8 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore", "FerryDemo", "ferry"]),
+        .testTarget(
+            name: "FerryIntegrationTests",
+            dependencies: ["FerryCore", "FerryDemo", "ferry", .product(name: "Crypto", package: "swift-crypto")]),
     ]
 )

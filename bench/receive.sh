@@ -18,20 +18,7 @@ ROUNDS=${ROUNDS:-3}
 source bench/zfs-bench.sh
 tag=$$
 src=fbsrc$tag; direct=fbdir$tag; viaferry=fbfer$tag
-pools=()
-cleanup() {
-    for pool in "${pools[@]}"; do zpool destroy -f "$pool" 2>/dev/null || echo "could not destroy $pool" >&2; done
-    [ -n "${KEEP_WORK:-}" ] && { echo "kept $work"; return; }
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-image_mib=$((STREAM_MIB * 3 / 2 + 256))
-for pool in $src $direct $viaferry; do
-    truncate -s ${image_mib}M "$work/$pool.img"
-    pools+=("$pool")
-    zpool create -f -R "$work/altroot-$pool" "$pool" "$work/$pool.img" 2>/dev/null
-done
+image_pools $((STREAM_MIB * 3 / 2 + 256)) $src $direct $viaferry
 zfs create "$src/data"
 head -c $((STREAM_MIB << 20)) /dev/urandom > "$(zfs get -H -o value mountpoint $src/data)/random"
 zfs snapshot "$src/data@s1"

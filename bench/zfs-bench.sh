@@ -1,7 +1,7 @@
-# bench/zfs-bench.sh, sourced by the ZFS benchmarks (receive.sh, catchup.sh)
-# from the repository root: checks for root and a running zfs-fuse, builds
-# the release ferry ($FERRY), makes the scratch directory $work, and defines
-# the helpers below.
+# bench/zfs-bench.sh, sourced by the ZFS benchmarks (receive.sh, catchup.sh,
+# chunks.sh) from the repository root: checks for root and a running
+# zfs-fuse, builds the release ferry ($FERRY), makes the scratch directory
+# $work, and defines the helpers below.
 PATH=/opt/swift/usr/bin:$PATH:/usr/sbin:/sbin
 [ "$(id -u)" -eq 0 ] || { echo "${0##*/} needs root (zfs, loop devices)" >&2; exit 1; }
 zpool list >/dev/null 2>&1 || { echo "zfs-fuse does not answer; run under scripts/with-zfs-fuse" >&2; exit 1; }
@@ -36,4 +36,24 @@ mount-root = "$work/mnt"
 [receive]
 senders = { laptop = "laptop" }
 TOML
+}
+
+# image_pools MIB POOL...: a pool on an image file of MIB MiB in $work for
+# each POOL, under an altroot of its own. The EXIT trap destroys them and
+# removes $work (kept when KEEP_WORK is set).
+pools=()
+destroy_image_pools() {
+    for pool in "${pools[@]}"; do zpool destroy -f "$pool" 2>/dev/null || echo "could not destroy $pool" >&2; done
+    [ -n "${KEEP_WORK:-}" ] && { echo "kept $work"; return; }
+    rm -rf "$work"
+}
+image_pools() {
+    local mib=$1
+    shift
+    trap destroy_image_pools EXIT
+    for pool in "$@"; do
+        truncate -s "${mib}M" "$work/$pool.img"
+        pools+=("$pool")
+        zpool create -f -R "$work/altroot-$pool" "$pool" "$work/$pool.img" 2>/dev/null
+    done
 }

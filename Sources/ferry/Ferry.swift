@@ -173,6 +173,12 @@ struct Receive: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @Argument(help: "HOST/DATASET, under the sender's prefix in [receive].senders.") var destination: String
+    @Option(help: "The split stream this part belongs to (32 hex digits); with --part.") var stream: String?
+    @Option(help: "The part's number, from 1; with --stream.") var part: Int?
+
+    func validate() throws {
+        guard (stream == nil) == (part == nil) else { throw ValidationError("--stream and --part go together") }
+    }
 
     func run() async throws {
         let context: FerryContext
@@ -186,9 +192,15 @@ struct Receive: AsyncParsableCommand {
         do {
             let nncp = try await context.nncpConfig()
             try await stoppingOnSignals {
-                let outcome = try await StreamReceiver(context: context, nncp: nncp)
-                    .receive(destination: destination, senderID: ProcessInfo.processInfo.environment["NNCP_SENDER"])
-                context.logger.debug("done", metadata: ["stored": "\(outcome.stored)", "peak-rss-kib": "\(peakResidentKiB())"])
+                let receiver = StreamReceiver(context: context, nncp: nncp)
+                let sender = ProcessInfo.processInfo.environment["NNCP_SENDER"]
+                if let stream, let part {
+                    try await receiver.receivePart(destination: destination, senderID: sender, stream: stream, part: part)
+                    context.logger.debug("done", metadata: ["part": "\(part)", "peak-rss-kib": "\(peakResidentKiB())"])
+                } else {
+                    let outcome = try await receiver.receive(destination: destination, senderID: sender)
+                    context.logger.debug("done", metadata: ["stored": "\(outcome.stored)", "peak-rss-kib": "\(peakResidentKiB())"])
+                }
             }
         } catch let refusal as ReceiveRefusal {
             // Logged already, with the sender and the dataset.

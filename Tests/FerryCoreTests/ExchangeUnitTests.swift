@@ -20,6 +20,18 @@ struct CapacityPlanTests {
         #expect(!plan.sendsEverything)
     }
 
+    @Test("within a niceness no younger packet passes one that stays behind, so parts go in order; other nicenesses still go")
+    func inOrder() {
+        let queued = [
+            packet("A", 4 << 20, age: 30), packet("B", 4 << 20, age: 20), packet("C", 1 << 20, age: 10), packet("D", 1 << 20, nice: 160),
+            packet("E", 100 << 20, age: 40),
+        ]
+        let plan = CapacityPlan(queued: queued, onStick: [], free: 7 << 20, total: 64 << 20, reserve: 1 << 20)
+        #expect(plan.send.map(\.name.first) == ["D", "A"])
+        #expect(plan.stayBehind.map(\.name.first) == ["B", "C"], "C would fit, but B, older, stays behind")
+        #expect(plan.tooBig.map(\.name.first) == ["E"], "a packet that can never go holds nothing back")
+    }
+
     @Test("a packet larger than the whole stick is set apart; one already on the stick is not sent again")
     func tooBigAndPresent() {
         let plan = CapacityPlan(

@@ -50,6 +50,11 @@ final class FakeRunner: CommandRunner {
         return try await run(command, input: nil)
     }
 
+    func run(_ command: Command, outputTo output: FileDescriptor) async throws(CommandError) -> CommandResult {
+        try? output.close()
+        return try await run(command, input: nil)
+    }
+
     func pipe(_ producer: Command, into consumer: Command) async throws(CommandError) -> PipelineResult {
         PipelineResult(producer: try await run(producer, input: nil), consumer: try await run(consumer, input: nil))
     }

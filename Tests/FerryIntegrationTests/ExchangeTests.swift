@@ -127,7 +127,7 @@ struct ExchangeTests {
         }
     }
 
-    @Test("a packet larger than the whole stick is reported once, naming nncp-file -chunked, and never blocks the rest")
+    @Test("a packet larger than the whole stick is reported once, naming [send] chunk-size, and never blocks the rest")
     func tooBig() async throws {
         try await TestBed.with { bed in
             let stick = try await bed.enrolledStick(megabytes: 16)
@@ -136,10 +136,10 @@ struct ExchangeTests {
             try await bed.laptopSends(small)
             let first = try await bed.ferry("spooler", "handle", stick.devnode)
             #expect(first.status == 0, "\(first.error)")
-            #expect(first.error.contains("can never cross on it; send such data with nncp-file -chunked"))
+            #expect(first.error.contains("can never cross on it; on the laptop, a smaller [send] chunk-size splits such streams"))
             let second = try await bed.ferry("spooler", "handle", stick.devnode)
             #expect(second.status == 0)
-            #expect(!second.error.contains("nncp-file -chunked"), "reported once")
+            #expect(!second.error.contains("chunk-size"), "reported once")
             #expect(try bed.lastVisit("spooler").tooBig.count == 1)
             #expect(try await bed.ferry("backupsvr", "handle", stick.devnode).status == 0)
             #expect(try bed.received() == [Data(small)])

@@ -13,13 +13,16 @@ struct ZFSWorld {
     /// The loop device that plays the backup drive.
     let driveDevice: LoopDevice
 
-    static func make(_ bed: TestBed, tag: String, receiveOptions: String? = nil, extra: String = "") async throws -> ZFSWorld {
+    static func make(
+        _ bed: TestBed, tag: String, receiveOptions: String? = nil, extra: String = "", laptopExtra: String = "", poolMegabytes: Int = 128
+    ) async throws -> ZFSWorld {
         // Each pool under an altroot of its own: pools that share one mount
         // on top of each other.
         let laptop = "fl\(getpid())\(tag)"
         let drive = "fb\(getpid())\(tag)"
-        _ = try await bed.pool(laptop, ownAltroot: true)
-        let world = ZFSWorld(bed: bed, laptop: laptop, drive: drive, driveDevice: try await bed.pool(drive, ownAltroot: true))
+        _ = try await bed.pool(laptop, ownAltroot: true, megabytes: poolMegabytes)
+        let world = ZFSWorld(
+            bed: bed, laptop: laptop, drive: drive, driveDevice: try await bed.pool(drive, ownAltroot: true, megabytes: poolMegabytes))
         for dataset in ["root", "root/home", "root/tmp"] {
             try await bed.sh(Tool.zfs, "create", "\(world.laptop)/\(dataset)")
         }
@@ -31,6 +34,7 @@ struct ZFSWorld {
                 backupsvr = "backupsvr"
                 host = "laptop"
                 datasets = ["\(world.laptop)/root"]
+                \(laptopExtra)
                 """)
         try bed.writeConfig(
             host: "backupsvr",
@@ -86,10 +90,17 @@ struct ZFSWorld {
     /// A file of a received dataset's newest snapshot, read through a clone
     /// mounted for a moment (the dataset itself is never mounted).
     func receivedFile(_ name: String, in dataset: String) async throws -> String {
+        let text = try await throughClone(of: dataset) { try? String(contentsOfFile: $0 + "/" + name, encoding: .utf8) }
+        return try #require(text, "\(name) is not in the newest snapshot of \(dataset)")
+    }
+
+    /// Runs `body` on the mount point of a clone of `dataset`'s newest
+    /// snapshot, mounted for a moment (the dataset itself is never mounted).
+    func throughClone<T>(of dataset: String, _ body: (String) async throws -> T) async throws -> T {
         let snapshot = try #require(try await snapshots(dataset).last)
         let clone = "\(dataset.prefix { $0 != "/" })/verify"
         try await bed.sh(Tool.zfs, "clone", "-o", "mountpoint=/verify", "\(dataset)@\(snapshot)", clone)
-        let text = try? String(contentsOfFile: try await mountpoint(clone) + "/" + name, encoding: .utf8)
+        let value = try await body(try await mountpoint(clone))
         // zfs-fuse may call a clone busy for a moment after reading it.
         for attempt in 1...20 {
             let destroyed = try await bed.runner.run(Command(Tool.zfs, ["destroy", "-f", clone]), input: nil)
@@ -97,21 +108,31 @@ struct ZFSWorld {
             try #require(attempt < 20, "cannot destroy \(clone): \(destroyed.errorTail())")
             try await Task.sleep(for: .milliseconds(250))
         }
-        return try #require(text, "\(name) is not in \(dataset)@\(snapshot)")
+        return value
     }
 
     var storePath: String { "\(bed.directory)/backupsvr/state/streams" }
 
+    /// The streams in the store: whole ones, and split ones kept as parts.
     func storedStreams() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: storePath)) ?? []).filter { $0.hasSuffix(".zstream") }
+        ((try? FileManager.default.contentsOfDirectory(atPath: storePath)) ?? []).filter {
+            $0.hasSuffix(".zstream") || $0.hasSuffix(".parts")
+        }
+    }
+
+    /// The split streams whose parts are still arriving.
+    func incompleteStreams() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: storePath + "/parts")) ?? []).filter {
+            !$0.hasSuffix(".done") && !$0.hasPrefix("joined-")
+        }
     }
 
     /// Runs `ferry receive` the way nncp-toss does: NNCP_SENDER set and the
     /// stream on standard input.
-    func receive(_ destination: String, from sender: String, input path: String) async throws -> Run {
+    func receive(_ destination: String, from sender: String, input path: String, arguments: [String] = []) async throws -> Run {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly)
         let command = Command(
-            FerryBinary.path, ["receive", "--config", bed.configPath("backupsvr"), destination],
+            FerryBinary.path, ["receive", "--config", bed.configPath("backupsvr"), destination] + arguments,
             environment: ["NNCP_SENDER": try bed.nodeID(sender)], timeout: .seconds(120))
         let result = try await bed.runner.run(command, inputFrom: fd)
         guard case .exited(let status) = result.status else {

@@ -126,6 +126,9 @@ public protocol CommandRunner: Sendable {
     /// owns and closes once the child has it: a stream passes through the
     /// kernel, never through ferry's memory.
     func run(_ command: Command, inputFrom input: FileDescriptor) async throws(CommandError) -> CommandResult
+    /// Runs `command` writing its standard output to `output`, which the
+    /// runner owns and closes once the child has it.
+    func run(_ command: Command, outputTo output: FileDescriptor) async throws(CommandError) -> CommandResult
     /// Runs `producer | consumer` over a pipe between the two.
     func pipe(_ producer: Command, into consumer: Command) async throws(CommandError) -> PipelineResult
 }

@@ -90,6 +90,14 @@ public enum NNCP {
     public static func exec(config: String, nice: String, node: String, handle: String, arguments: [String]) -> Command {
         Command(Tool.nncpExec, ["-cfg", config, "-noprogress", "-nice", nice, node, handle] + arguments)
     }
+
+    /// Queues one part of a split stream (DESIGN.md section 9): the same
+    /// handle, with the stream and the part named after the destination.
+    public static func execPart(
+        config: String, nice: String, node: String, handle: String, destination: String, stream: String, part: Int
+    ) -> Command {
+        exec(config: config, nice: nice, node: node, handle: handle, arguments: [destination, "--stream", stream, "--part", "\(part)"])
+    }
 }
 
 /// ZFS dataset commands. Metadata commands have a timeout; streams take

@@ -41,6 +41,15 @@ public struct SubprocessRunner: CommandRunner {
         }
     }
 
+    public func run(_ command: Command, outputTo output: FileDescriptor) async throws(CommandError) -> CommandResult {
+        try await bounded(command) {
+            let outcome = try await Subprocess.run(
+                Self.configuration(command), input: .none, output: .fileDescriptor(output, closeAfterSpawningProcess: true),
+                error: .bytes(limit: outputLimit))
+            return CommandResult(status: Self.status(outcome.terminationStatus), standardError: outcome.standardError)
+        }
+    }
+
     public func pipe(_ producer: Command, into consumer: Command) async throws(CommandError) -> PipelineResult {
         let ends: (read: FileDescriptor, write: FileDescriptor)
         do {

@@ -67,6 +67,8 @@ public struct FerryConfig: Sendable, Equatable {
         public var host: String?
         /// simplesnap's --store, stripped from `ferry queue`'s argument.
         public var simplesnapStore: String?
+        /// A stream larger than this crosses as several packets, none larger.
+        public var chunkSize: UInt64 = 1 << 30
     }
 
     public init(path: String, role: Role) {
@@ -243,11 +245,17 @@ public struct FerryConfig: Sendable, Equatable {
             }
         }
         if let send = try reader.table("send") {
-            try send.allowOnly(["backupsvr", "datasets", "host", "simplesnap-store"])
+            try send.allowOnly(["backupsvr", "datasets", "host", "simplesnap-store", "chunk-size"])
             config.send.backupsvr = try send.string("backupsvr") ?? config.send.backupsvr
             config.send.datasets = try send.stringArray("datasets") ?? []
             config.send.host = try send.string("host")
             config.send.simplesnapStore = try send.string("simplesnap-store")
+            if let chunk = try send.size("chunk-size") {
+                guard chunk >= 1 << 20 else {
+                    throw ConfigError(path: path, key: "send.chunk-size", problem: "must be at least 1MiB, not \(chunk) bytes")
+                }
+                config.send.chunkSize = chunk
+            }
         }
 
         if config.peer?.isEmpty == true { config.peer = nil }
@@ -298,6 +306,16 @@ public func parseDuration(_ text: String) -> Duration? {
     return .seconds(seconds)
 }
 
+/// Parses "64MiB", "1GiB", "2TiB" or "512KiB" into bytes; nil for anything
+/// else, and for a size that does not fit in 64 bits.
+public func parseSize(_ text: String) -> UInt64? {
+    let units: [(String, UInt64)] = [("KiB", 10), ("MiB", 20), ("GiB", 30), ("TiB", 40)]
+    guard let (unit, shift) = units.first(where: { text.hasSuffix($0.0) }),
+        let number = UInt64(text.dropLast(unit.count)), number > 0, number <= UInt64.max >> shift
+    else { return nil }
+    return number << shift
+}
+
 /// A config that is missing, malformed, or wrong, named by file and key.
 public struct ConfigError: FerryError {
     public var path: String
@@ -339,6 +357,14 @@ private struct TableReader {
             throw fail(key, "is \"\(printable(text))\"; write a number and a unit, such as 90s, 30m, 6h or 14d")
         }
         return duration
+    }
+
+    func size(_ key: String) throws(ConfigError) -> UInt64? {
+        guard let text = try string(key) else { return nil }
+        guard let size = parseSize(text) else {
+            throw fail(key, "is \"\(printable(text))\"; write a whole number and a unit, such as 512KiB, 64MiB, 1GiB or 2TiB")
+        }
+        return size
     }
 
     func integer(_ key: String) throws(ConfigError) -> Int? {

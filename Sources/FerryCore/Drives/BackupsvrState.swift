@@ -11,6 +11,8 @@ public struct BackupsvrState: Sendable, Equatable {
     public var datasets: [ReceivedDataset]
     /// What waits in the stream store; nil when the store cannot be read.
     public var streamStore: PacketCount?
+    /// The split streams whose parts are still arriving.
+    public var incompleteStreams: [IncompleteStreamStatus]
 }
 
 extension DriveDock {
@@ -29,8 +31,10 @@ extension DriveDock {
         }
         let drives = try await drives(listed: listed)
         warnings += self.warnings(for: drives)
+        let incomplete = PartStore.incomplete(config: context.config, now: context.clock.now())
+        warnings += incomplete.warnings
         return BackupsvrState(
             drives: drives, warnings: warnings, datasets: ReceivedDatasets(stateDir: context.config.stateDir).load(),
-            streamStore: try? openStore().size())
+            streamStore: try? openStore().size(), incompleteStreams: incomplete.streams)
     }
 }

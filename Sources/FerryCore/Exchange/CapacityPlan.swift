@@ -3,8 +3,11 @@ import Foundation
 /// Which queued packets go onto the stick this time.
 ///
 /// Packets go by niceness (lower first), then by age (older first), as many
-/// as fit in the free space less a reserve. A packet larger than the whole
-/// stick can never cross on it and is set apart.
+/// as fit in the free space less a reserve. Within one niceness, once a
+/// packet stays behind no younger one goes ahead of it: the parts of a split
+/// stream travel in the order they were queued, and a trip never carries a
+/// later part while an earlier one waits. A packet larger than the whole
+/// stick can never cross on it and is set apart (it blocks nothing).
 public struct CapacityPlan: Sendable, Equatable {
     public var send: [QueuedPacket] = []
     public var stayBehind: [QueuedPacket] = []
@@ -21,16 +24,18 @@ public struct CapacityPlan: Sendable, Equatable {
     public init(queued: [QueuedPacket], onStick: Set<String>, free: UInt64, total: UInt64, reserve: UInt64) {
         var room = free > reserve ? free - reserve : 0
         let ordered = queued.sorted { ($0.nice, $0.queued, $0.name) < ($1.nice, $1.queued, $1.name) }
+        var waiting: Set<UInt8> = []
         for packet in ordered {
             if onStick.contains(packet.name) {
                 alreadyOnStick.append(packet)
             } else if Self.footprint(packet.size) + reserve > total {
                 tooBig.append(packet)
-            } else if Self.footprint(packet.size) <= room {
+            } else if !waiting.contains(packet.nice) && Self.footprint(packet.size) <= room {
                 send.append(packet)
                 room -= Self.footprint(packet.size)
             } else {
                 stayBehind.append(packet)
+                waiting.insert(packet.nice)
             }
         }
     }

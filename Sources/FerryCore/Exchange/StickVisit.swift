@@ -45,6 +45,7 @@ public struct StickVisit: Sendable {
                 report.receiveBacklog = Spool(path: nncp.spool).receiveBacklog()
                 report.datasets = state.datasets
                 report.streamStore = state.streamStore
+                report.incompleteStreams = state.incompleteStreams
             }
             report.finished = context.clock.now().rfc3339
             let journal = VisitJournal(context: context, nncp: nncp)
@@ -326,7 +327,7 @@ public struct StickVisit: Sendable {
         let fresh = packets.filter { !known.contains($0.name) }
         for packet in fresh {
             warn(
-                "packet \(packet.name) (\(humanSize(packet.size))) is larger than this stick (\(humanSize(total))) and can never cross on it; send such data with nncp-file -chunked, or use a larger stick",
+                "packet \(packet.name) (\(humanSize(packet.size))) is larger than this stick (\(humanSize(total))) and can never cross on it; on the laptop, a smaller [send] chunk-size splits such streams into parts that fit (nncp-file -chunked, for plain files); or use a larger stick",
                 &report)
         }
         guard !fresh.isEmpty else { return }

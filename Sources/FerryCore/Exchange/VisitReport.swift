@@ -58,6 +58,8 @@ public struct VisitReport: Codable, Sendable, Equatable {
     public var datasets: [ReceivedDataset]?
     /// backupsvr: the streams waiting in the store for a drive, and their bytes.
     public var streamStore: PacketCount?
+    /// backupsvr: the split streams whose parts are still arriving.
+    public var incompleteStreams: [IncompleteStreamStatus]?
     /// The stick after the visit.
     public var stickFree: UInt64 = 0
     public var stickTotal: UInt64 = 0

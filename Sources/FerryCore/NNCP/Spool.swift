@@ -72,7 +72,8 @@ public struct Spool: Sendable {
             packets.append(
                 QueuedPacket(
                     name: name, size: UInt64(info.st_size), nice: readingNiceness ? Self.niceness(of: "\(directory)/\(name)") : .max,
-                    queued: Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec))))
+                    // To the nanosecond: parts of one stream are queued within a second.
+                    queued: Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec) + TimeInterval(info.st_mtim.tv_nsec) / 1e9)))
         }
         return packets
     }

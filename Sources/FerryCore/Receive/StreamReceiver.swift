@@ -64,6 +64,16 @@ public struct StreamReceiver: Sendable {
         return (node.name, dataset)
     }
 
+    /// Logs why a stream or part is not taken, after reading its input to
+    /// the end, so that nncp-toss sees the packet taken.
+    func refused(_ error: any Error, senderID: String?, destination: String, input: FileDescriptor, extra: Logger.Metadata = [:]) {
+        let drained = StreamPump.drain(input)
+        let meta: Logger.Metadata = [
+            "sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)",
+        ]
+        logger.error("\(error)", metadata: meta.merging(extra) { $1 })
+    }
+
     /// Receives the stream on `input`.
     public func receive(destination: String, senderID: String?, input: FileDescriptor = .standardInput) async throws -> ReceiveOutcome {
         try context.config.require(.backupsvr, for: "receive")
@@ -79,10 +89,7 @@ public struct StreamReceiver: Sendable {
                 throw ReceiveRefusal(problem: "\(error)", keepQueued: false)
             }
         } catch {
-            let drained = StreamPump.drain(input)
-            logger.error(
-                "\(error)",
-                metadata: ["sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)"])
+            refused(error, senderID: senderID, destination: destination, input: input)
             throw error
         }
         let meta: Logger.Metadata = ["sender": "\(sender)", "dataset": "\(dataset)", "snapshot": "\(printable(header.snapshot))"]
@@ -193,9 +200,95 @@ public struct StreamReceiver: Sendable {
             logger.error("\(failure)", metadata: meta)
             throw failure
         }
+        for abandoned in (try? PartStore(store: store))?.dropAbandoned(by: stream) ?? [] {
+            logger.info(
+                "dropped the parts of an abandoned attempt at the same snapshot",
+                metadata: meta.merging(["stream": "\(abandoned.stream)"]) { $1 })
+        }
         if !received.isEmpty || everyDriveHolds {
             try await StoreApplier(context: context, store: store).applyPending(present: present, options: options)
         }
         return ReceiveOutcome(stream: stream, receivedOn: received, stored: !everyDriveHolds)
+    }
+}
+
+extension StreamReceiver {
+    /// Receives part `part` of the split stream `stream` (`ferry receive
+    /// HOST/DATASET --stream ID --part N`). The checks of a whole stream come
+    /// first; the part then waits in the store's `parts/` until its stream is
+    /// complete and passes its check, and the stream joins the chain.
+    /// Returns the stream once it is complete.
+    @discardableResult
+    public func receivePart(
+        destination: String, senderID: String?, stream streamText: String, part: Int, input: FileDescriptor = .standardInput
+    ) async throws -> StoredStream? {
+        try context.config.require(.backupsvr, for: "receive")
+        let (sender, dataset): (String, DatasetName)
+        let stream: StreamID
+        do {
+            (sender, dataset) = try authorize(destination: destination, senderID: senderID)
+            do {
+                stream = try StreamID(streamText)
+            } catch {
+                throw ReceiveRefusal(problem: "from \(sender): \(error)", keepQueued: false)
+            }
+        } catch {
+            refused(error, senderID: senderID, destination: destination, input: input, extra: ["part": "\(part)"])
+            throw error
+        }
+        var meta: Logger.Metadata = ["sender": "\(sender)", "dataset": "\(dataset)", "stream": "\(stream)", "part": "\(part)"]
+        let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
+        defer { withExtendedLifetime(lock) {} }
+        let store = try StreamStore(stateDir: context.config.stateDir)
+        store.removeLeftovers()
+        let parts = try PartStore(store: store)
+        let outcome: PartStore.Outcome
+        do {
+            outcome = try parts.accept(
+                part: part, of: stream, sender: sender, senderID: senderID ?? "", dataset: dataset, input: input, now: context.clock.now())
+        } catch let error as PartError {
+            let refusal = ReceiveRefusal(problem: "\(error)", keepQueued: false)
+            logger.error("\(refusal)", metadata: meta)
+            throw refusal
+        }
+        switch outcome {
+        case .abandoned(let incoming):
+            logger.info(
+                "dropped: a part of an abandoned attempt at a snapshot already in the chain",
+                metadata: meta.merging(["parts": "\(incoming.parts.count)"]) { $1 })
+            return nil
+        case .duplicate(let incoming):
+            logger.info("this part is here already; dropping the copy", metadata: meta.merging(["parts": "\(incoming.parts.count)"]) { $1 })
+            return nil
+        case .stored(let incoming):
+            meta["snapshot"] = "\(printable(incoming.header?.snapshot ?? "?"))"
+            logger.info(
+                "part stored; the stream waits for the rest",
+                metadata: meta.merging([
+                    "parts": "\(incoming.parts.count)", "of": "\(incoming.whole.map { String($0.parts) } ?? "?")",
+                    "missing": "\(incoming.missing.map(String.init).joined(separator: ","))", "bytes": "\(incoming.bytes)",
+                ]) { $1 })
+            return nil
+        case .complete(let incoming, let key):
+            guard let header = incoming.header else { return nil }
+            meta["snapshot"] = "\(printable(header.snapshot))"
+            let stored = StoredStream(
+                id: StoredStream.id(for: header), sender: sender, dataset: dataset, header: header, bytes: incoming.bytes,
+                received: context.clock.now().rfc3339, applied: [])
+            if try parts.join(key, as: stored, into: store) {
+                logger.info(
+                    "the stream is complete and passed its check; it joins the store",
+                    metadata: meta.merging(["parts": "\(incoming.parts.count)", "bytes": "\(incoming.bytes)"]) { $1 })
+            } else {
+                logger.info("the stream is complete, and in the store already; dropping the copy", metadata: meta)
+            }
+            for abandoned in parts.dropAbandoned(by: stored) {
+                logger.info(
+                    "dropped the parts of an abandoned attempt at the same snapshot",
+                    metadata: meta.merging(["stream": "\(abandoned.stream)", "parts": "\(abandoned.parts.count)"]) { $1 })
+            }
+            try await StoreApplier(context: context, store: store).applyPending()
+            return stored
+        }
     }
 }

@@ -188,9 +188,14 @@ public struct SnapshotSender: Sendable {
         return result
     }
 
-    /// `zfs send | nncp-exec -nice B BACKUPSVR zfsreceive HOST/DATASET`.
+    /// `zfs send | nncp-exec -nice B BACKUPSVR zfsreceive HOST/DATASET`, or
+    /// in parts when the stream is larger than `[send] chunk-size`.
     func queue(_ dataset: String, snapshot: String, from base: String?, destination: String) async throws {
         let send = Zfs.send(dataset, snapshot: snapshot, from: base)
+        if try await exceedsChunk(send, name: "\(dataset)@\(snapshot)") {
+            try await queueInParts(send, name: "\(dataset)@\(snapshot)", from: base, destination: destination)
+            return
+        }
         let exec = NNCP.exec(
             config: nncp.path, nice: Self.niceness, node: context.config.send.backupsvr, handle: Self.handle, arguments: [destination]
         ).asUser(context.config.nncpUser)
@@ -210,6 +215,88 @@ public struct SnapshotSender: Sendable {
                 "dataset": "\(dataset)", "snapshot": "\(snapshot)", "from": "\(base ?? "(full)")", "to": "\(context.config.send.backupsvr)",
                 "destination": "\(destination)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
             ])
+    }
+}
+
+extension SnapshotSender {
+    /// Whether the stream `send` makes is larger than a chunk. Its size is
+    /// not known before it is made (zfs-fuse has no `zfs send -nP`), so it
+    /// is read once and counted, up to one chunk: a stream that crosses whole
+    /// keeps today's path, and a larger one is read again, in parts. Killing
+    /// an nncp-exec half way instead would leave its temporary file in the
+    /// spool.
+    func exceedsChunk(_ send: Command, name: String) async throws -> Bool {
+        let ends = try makePipe()
+        let runner = context.runner
+        let task = Task { try await runner.run(send, outputTo: ends.write) }
+        let counted = await StreamSplitter.exceeds(context.config.send.chunkSize, input: ends.read)
+        // zfs send stops on the closed pipe once it is past the chunk.
+        try? ends.read.close()
+        let result = try await task.value
+        let exceeds: Bool
+        switch counted {
+        case .success(let answer): exceeds = answer
+        case .failure(let error): throw SendError(.input(error), problem: "cannot read the stream of \(name): \(error)")
+        }
+        if !exceeds, !result.status.succeeded {
+            throw SendError(
+                .sendFailed(result.status),
+                problem:
+                    "zfs send failed for \(name) (\(result.status)): \(result.errorTail()); nothing is marked sent, and the next run sends it again"
+            )
+        }
+        return exceeds
+    }
+
+    /// `zfs send`, cut into parts of at most `[send] chunk-size`, each queued
+    /// with `nncp-exec ... zfsreceive HOST/DATASET --stream ID --part N`.
+    func queueInParts(_ send: Command, name: String, from base: String?, destination: String) async throws {
+        let ends = try makePipe()
+        let runner = context.runner
+        let producer = Task { try await runner.run(send, outputTo: ends.write) }
+        let splitter = partSplitter(destination: destination) {
+            let result = try await producer.value
+            guard result.status.succeeded else {
+                throw SendError(
+                    .sendFailed(result.status),
+                    problem:
+                        "zfs send failed for \(name) (\(result.status)): \(result.errorTail()); nothing is marked sent, and the next run sends it again"
+                )
+            }
+        }
+        let started = ContinuousClock.now
+        let outcome: StreamSplitter.Outcome
+        do {
+            outcome = try await splitter.split(ends.read, first: [])
+        } catch {
+            try? ends.read.close()
+            _ = try? await producer.value
+            throw error
+        }
+        try? ends.read.close()
+        logger.info(
+            "queued in parts",
+            metadata: [
+                "snapshot": "\(name)", "from": "\(base ?? "(full)")", "to": "\(context.config.send.backupsvr)",
+                "destination": "\(destination)",
+                "stream": "\(splitter.stream)", "parts": "\(outcome.parts)", "bytes": "\(outcome.bytes)",
+                "seconds": "\((ContinuousClock.now - started).components.seconds)",
+            ])
+    }
+
+    /// Splits a stream for `destination` into parts queued with nncp-exec.
+    func partSplitter(destination: String, ended: @escaping @Sendable () async throws -> Void = {}) -> StreamSplitter {
+        let runner = context.runner
+        let (config, node, user) = (nncp.path, context.config.send.backupsvr, context.config.nncpUser)
+        let stream = StreamID.random()
+        return StreamSplitter(
+            chunkSize: context.config.send.chunkSize, stream: stream,
+            queuePart: { number, input in
+                let exec = NNCP.execPart(
+                    config: config, nice: Self.niceness, node: node, handle: Self.handle, destination: destination, stream: "\(stream)",
+                    part: number)
+                return try await runner.run(exec.asUser(user), inputFrom: input)
+            }, ended: ended)
     }
 }
 
@@ -248,20 +335,17 @@ public struct StreamQueue: Sendable {
         let destination = try destination(argument)
         let first = try StreamPump.readPrefix(input, count: StreamHeader.recordSize)
         let header = try StreamHeader(parsing: first)
-        let exec = NNCP.exec(
-            config: nncp.path, nice: SnapshotSender.niceness, node: context.config.send.backupsvr, handle: SnapshotSender.handle,
-            arguments: ["\(destination)"]
-        ).asUser(context.config.nncpUser)
-        let ends = try makePipe()
-        let runner = context.runner
-        let task = Task { try await runner.run(exec, inputFrom: ends.read) }
-        let outcome = await StreamPump(input: input, store: nil, sinks: [ends.write]).run(first: first)
-        let result = try await task.value
-        if let error = outcome.readError { throw SendError(.input(error), problem: "cannot read the stream: \(error)") }
-        guard result.status.succeeded, outcome.failedSinks.isEmpty else {
-            throw SendError(.execFailed(result.status), problem: "nncp-exec failed (\(result.status)): \(result.errorTail())")
-        }
+        // Standard input cannot be read twice, so a stream's size is never
+        // known before it is sent: every stream goes in the part format, a
+        // small one as a single part, so that none is ever larger than
+        // `[send] chunk-size`.
+        let splitter = SnapshotSender(context: context, nncp: nncp).partSplitter(destination: "\(destination)")
+        let outcome = try await splitter.split(input, first: first)
         context.logger.info(
-            "queued", metadata: ["destination": "\(destination)", "snapshot": "\(printable(header.toName))", "bytes": "\(outcome.bytes)"])
+            "queued",
+            metadata: [
+                "destination": "\(destination)", "snapshot": "\(printable(header.toName))", "bytes": "\(outcome.bytes)",
+                "parts": "\(outcome.parts)", "stream": "\(splitter.stream)",
+            ])
     }
 }

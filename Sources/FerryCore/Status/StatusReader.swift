@@ -26,6 +26,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var datasets: [ReceivedDataset]?
     /// backupsvr: the streams waiting in the store.
     public var streamStore: PacketCount?
+    /// backupsvr: the split streams whose parts are still arriving.
+    public var incompleteStreams: [IncompleteStreamStatus]?
     public var warnings: [String]
 }
 
@@ -84,7 +86,9 @@ public struct StatusReader: Sendable {
         let stillQueued = Set(
             queue.isEmpty ? [] : try nncp.neighbours.values.flatMap { try spool.queued(for: $0.id, readingNiceness: false).map(\.name) })
         for name in tooBig where stillQueued.contains(name) {
-            warnings.append("packet \(name) is larger than any stick seen; send such data with nncp-file -chunked")
+            warnings.append(
+                "packet \(name) is larger than any stick seen; on the laptop, a smaller [send] chunk-size splits such streams (nncp-file -chunked, for plain files)"
+            )
         }
         if let peer {
             warnings += peer.visit.warnings.map { "\(peer.node): \($0)" }
@@ -105,7 +109,8 @@ public struct StatusReader: Sendable {
         warnings += backupsvr?.warnings ?? []
         return StatusReport(
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
-            peer: peer, drives: backupsvr?.drives, datasets: datasets, streamStore: backupsvr?.streamStore, warnings: warnings)
+            peer: peer, drives: backupsvr?.drives, datasets: datasets, streamStore: backupsvr?.streamStore,
+            incompleteStreams: backupsvr?.incompleteStreams, warnings: warnings)
     }
 
     static func niceName(_ nice: UInt8) -> String {
@@ -166,6 +171,7 @@ public struct StatusText {
             if let store = visit.streamStore, store.packets > 0 {
                 lines.append("  stream store: \(store.packets) stream(s), \(humanSize(store.bytes))")
             }
+            for stream in visit.incompleteStreams ?? [] { lines.append("  " + stream.line) }
             if let toss = visit.lastToss {
                 lines.append("  last toss \(toss.finished): \(toss.succeeded ? "ok" : "with errors (\(toss.errors.count))")")
             }
@@ -175,6 +181,7 @@ public struct StatusText {
         if let store = report.streamStore {
             lines.append("stream store: \(store.packets) stream(s), \(humanSize(store.bytes))")
         }
+        for stream in report.incompleteStreams ?? [] { lines.append(stream.line) }
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
         return terminalText(lines)

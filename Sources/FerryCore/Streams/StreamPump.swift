@@ -65,7 +65,9 @@ public struct StreamPump: Sendable {
         }
     }
 
-    func copy(first: [UInt8]) -> Outcome {
+    /// Copies to the end of the input; the sinks are closed at the end
+    /// unless `closingSinks` is false (one sink fed from several inputs).
+    func copy(first: [UInt8], closingSinks: Bool = true) -> Outcome {
         // A zfs receive that exits early must not kill ferry with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         var outcome = Outcome()
@@ -73,7 +75,7 @@ public struct StreamPump: Sendable {
         var writtenBack: UInt64 = 0
         var buffer = [UInt8](repeating: 0, count: Self.chunkSize)
         var pending = first
-        defer { for index in live { try? sinks[index].close() } }
+        defer { if closingSinks { for index in live { try? sinks[index].close() } } }
         while true {
             let chunk: ArraySlice<UInt8>
             if !pending.isEmpty {

@@ -68,15 +68,29 @@ public final class StreamStore: @unchecked Sendable {
     }
 
     /// Removes the files a receive cut short left: `.part` files, and
-    /// streams without a `.json`. Only under the streams lock, where no
-    /// receive is writing.
+    /// streams without a `.json`. A split stream moved in without its
+    /// `.json` (a crash in between) gets it back from its own copy. Only
+    /// under the streams lock, where no receive is writing.
     public func removeLeftovers() {
         guard let names = try? directory.entries() else { return }
         let described = Set(names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) })
         for name in names where name.hasSuffix(".part") || (name.hasSuffix(".zstream") && !described.contains(String(name.dropLast(8)))) {
             try? directory.remove(name)
         }
+        for name in names where name.hasSuffix(Self.partsSuffix) && !described.contains(String(name.dropLast(Self.partsSuffix.count))) {
+            let copy = path + "/" + name + "/" + PartStore.storedName
+            if let data = FileManager.default.contents(atPath: copy), let stream = try? JSONDecoder().decode(StoredStream.self, from: data)
+            {
+                try? save(stream)
+            }
+        }
     }
+
+    /// A split stream is kept as its parts, in `ID.parts/`, not joined into
+    /// one file: the store never holds it twice.
+    static let partsSuffix = ".parts"
+
+    func partsDirectory(_ id: String) -> String { path + "/" + id + Self.partsSuffix }
 
     /// Every stored stream, oldest first.
     public func streams() throws -> [StoredStream] {
@@ -133,8 +147,13 @@ public final class StreamStore: @unchecked Sendable {
         try directory.writeFileAtomically(stream.id + ".json", bytes: Array(try encoder.encode(stream)), mode: 0o600)
     }
 
-    /// Opens a stored stream for reading.
+    /// Opens a stored stream for reading; a split stream reads through a
+    /// pipe that its parts fill in order.
     public func open(_ id: String) throws -> FileDescriptor {
+        if let parts = try? FileManager.default.contentsOfDirectory(atPath: partsDirectory(id)) {
+            let files = parts.filter { $0.allSatisfy(\.isNumber) }.sorted().map { partsDirectory(id) + "/" + $0 }
+            return try PartsReader.open(files)
+        }
         let name = path + "/" + id + ".zstream"
         let fd = Glibc.open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
@@ -153,7 +172,11 @@ public final class StreamStore: @unchecked Sendable {
     /// first, so that a crash leaves a file that the next listing removes.
     public func remove(_ id: String) throws {
         try directory.remove(id + ".json")
-        try directory.remove(id + ".zstream")
+        if (try? directory.kind(of: id + Self.partsSuffix)) == .directory {
+            try FileManager.default.removeItem(atPath: partsDirectory(id))
+        } else {
+            try directory.remove(id + ".zstream")
+        }
         try directory.syncDirectory()
     }
 }

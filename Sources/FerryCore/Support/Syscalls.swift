@@ -40,6 +40,14 @@ func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(Errno) {
     }
 }
 
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
+    var written = 0
+    while written < bytes.count {
+        written += try retryingEINTR { write(fd, bytes.baseAddress! + written, bytes.count - written) }
+    }
+}
+
 /// Reads from `fd` into `buffer` until it is full or the input ends, and
 /// returns how many bytes it read. With `offset` it reads with pread(2)
 /// from there instead of from the file position.
