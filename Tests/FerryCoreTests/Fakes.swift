@@ -69,6 +69,7 @@ final class FakeMounter: Mounter {
         var device: String
         var target: String
         var readOnly: Bool
+        var options = ""
     }
     private let state = Mutex<(mounts: [Call], unmounts: [String], contents: [String: String])>(([], [], [:]))
 
@@ -80,9 +81,9 @@ final class FakeMounter: Mounter {
     var mounts: [Call] { state.withLock { $0.mounts } }
     var unmounts: [String] { state.withLock { $0.unmounts } }
 
-    func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError) {
+    func mount(device: String, on target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
         let source = state.withLock { state in
-            state.mounts.append(Call(device: device, target: target, readOnly: readOnly))
+            state.mounts.append(Call(device: device, target: target, readOnly: readOnly, options: options))
             return state.contents[device]
         }
         guard let source else { return }

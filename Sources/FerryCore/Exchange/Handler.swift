@@ -66,7 +66,8 @@ public struct Handler: Sendable {
             }
             logger.info("known stick", metadata: ["device": "\(devnode)", "uuid": "\(identity.uuid)", "why": "\(recognition.reason)"])
             try context.mounter.remount(root.realPath, readOnly: false)
-            return (recognition, try await visit.exchange(root: root, identity: identity))
+            let filesystem = StickFilesystem(type: device.filesystem.type ?? "")
+            return (recognition, try await visit.exchange(root: root, identity: identity, filesystem: filesystem))
         }
         await visit.released(device: device, report: report)
         lock = nil
