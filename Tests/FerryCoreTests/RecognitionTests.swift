@@ -34,6 +34,24 @@ struct RecognitionTests {
     }
 
     @Test(
+        "a visit that fails because the stick was pulled out is interrupted (exit 3), not failed; one whose stick stays has failed",
+        arguments: [true, false])
+    func pulledMidVisit(pulled: Bool) async throws {
+        var world = world()
+        world.scratch.write("fixture/.ferry/identity", try enrolledIdentity(world))
+        // The runner has nothing scripted: the NNCP commands fail, as they do
+        // on a stick that has just gone.
+        if pulled { world.pulledMidVisit = ["/dev/sdz1"] }
+        let context = world.context()
+        await #expect {
+            _ = try await Handler(context: context).handle(devnode: "/dev/sdz1")
+        } throws: { error in
+            let status = (error as? FerryError)?.exitStatus
+            return pulled ? status == .interrupted && "\(error)".contains("was pulled out") : status == .failed
+        }
+    }
+
+    @Test(
         "a vfat or exfat stick is mounted for nncp-user with a umask that shuts others out; ext4 keeps its owners",
         arguments: [("vfat", "uid=0,gid=0,umask=0077"), ("exfat", "uid=0,gid=0,umask=0077"), ("ext4", "")])
     func ownerlessMount(type: String, options: String) async throws {

@@ -27,10 +27,14 @@ public struct Handler: Sendable {
         // nncp-cfgdir runs while the medium is probed: most media are sticks.
         let nncpLoad = Task { [context] in try await context.nncpConfig() }
         let outcome: Result<Recognition, any Error>
+        let presentAtStart = context.inspector.isPresent(devnode: devnode)
         do {
             outcome = .success(try await handle(devnode: devnode, nncpLoad: nncpLoad))
-        } catch {
+        } catch let error as FerryError where error.exitStatus != .failed {
             outcome = .failure(error)
+        } catch {
+            let pulled = presentAtStart ? await pulledOut(devnode) : false
+            outcome = .failure(pulled ? ExchangeError.pulled(devnode, after: error) : error)
         }
         // Where the NNCP config was not needed (a drive, a medium not ours),
         // nncp-cfgdir is stopped, and awaited: ferry must not exit while
@@ -76,6 +80,17 @@ public struct Handler: Sendable {
         }
         withExtendedLifetime(lock) {}
         return recognition
+    }
+
+    /// Whether a failure came from the medium being pulled out. The kernel
+    /// fails the I/O at once, and removes the device node a moment later, so
+    /// a failing visit gives the node a little while to go.
+    private func pulledOut(_ devnode: String) async -> Bool {
+        for _ in 0..<20 {
+            if !context.inspector.isPresent(devnode: devnode) { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return false
     }
 
     /// An enrolled drive: imported, caught up, and left in the dock.
