@@ -39,10 +39,13 @@ struct RecognitionTests {
     func pulledMidVisit(pulled: Bool) async throws {
         var world = world()
         world.scratch.write("fixture/.ferry/identity", try enrolledIdentity(world))
-        // The runner has nothing scripted: the NNCP commands fail, as they do
-        // on a stick that has just gone.
         if pulled { world.pulledMidVisit = ["/dev/sdz1"] }
         let context = world.context()
+        // nncp-ack fails, as the NNCP commands do on a stick that has just gone.
+        let nncp = try await context.nncpConfig()
+        world.runner.answer(
+            NNCP.ack(config: nncp.path, node: "spooler", timeout: context.config.exchange.commandTimeout).asUser("nncp"),
+            with: CommandResult(status: .exited(1), standardError: Array("input/output error\n".utf8)))
         await #expect {
             _ = try await Handler(context: context).handle(devnode: "/dev/sdz1")
         } throws: { error in
