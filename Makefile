@@ -2,7 +2,11 @@
 #
 #   make deps       install missing Debian packages (scripts/install-deps)
 #   make build      build the release binary .build/release/ferry
-#   make test       build and run the test suite, with zfs-fuse running
+#   make test       build and run the test suite, with zfs-fuse running, then
+#                   the system test
+#   make deb        build .build/deb/ferry_VERSION_amd64.deb and check it with lintian
+#   make system-test  boot a Debian 12 guest under qemu, install the .deb and
+#                   plug USB sticks and a backup drive into it (Tests/system)
 #   make demo       run `ferry demo`, with zfs-fuse running
 #   make check-units  verify systemd/ferry@.service with systemd-analyze
 #   make install    install binary, udev rule, unit and config example
@@ -16,6 +20,8 @@ PREFIX ?= /usr
 DESTDIR ?=
 SWIFT ?= swift
 FERRY_BIN ?= .build/release/ferry
+VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB := .build/deb/ferry_$(VERSION)_amd64.deb
 
 # The Swift toolchain is not a Debian package; it lives in /opt/swift here.
 ifeq ($(shell command -v $(SWIFT) 2>/dev/null),)
@@ -24,7 +30,7 @@ endif
 
 SHELL := /bin/bash
 
-.PHONY: all deps build test demo check-units install clean
+.PHONY: all deps build test demo check-units install clean man deb system-test
 
 all: build
 
@@ -44,6 +50,27 @@ test: deps
 	$(SWIFT) format lint --strict -r Sources Tests
 	$(SWIFT) build --build-tests
 	scripts/with-zfs-fuse $(SWIFT) test --skip-build --no-parallel
+	$(MAKE) system-test
+
+# ferry(8), from the command definitions: swift-argument-parser's
+# generate-manual plugin. It builds every product first; the debug build,
+# which the tests share, serves as well as any, and leaves the release
+# directory to `make build`.
+man: deps
+	$(SWIFT) package plugin generate-manual --configuration debug --section 8 --authors "the ferry authors"
+	install -D -m 0644 .build/plugins/GenerateManual/outputs/ferry/ferry.8 .build/deb-extra/ferry.8
+
+# debian/rules binary, not dpkg-buildpackage: that one writes into the
+# parent directory, which is not this tree's. lintian must say nothing.
+deb: deps
+	debian/rules clean
+	debian/rules binary
+	lintian --fail-on error,warning --tag-display-limit 0 $(DEB)
+	@echo "deb: $(DEB) is lintian-clean"
+
+# The guest image is cached in /var/cache/ferry-system-test, by date.
+system-test: deb
+	python3 Tests/system/system-test --deb $(DEB)
 
 demo: build
 	scripts/with-zfs-fuse .build/release/ferry demo

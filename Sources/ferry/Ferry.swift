@@ -3,6 +3,7 @@ import FerryCore
 import FerryDemo
 import Foundation
 import Logging
+import Synchronization
 
 @main
 struct Ferry: AsyncParsableCommand {
@@ -74,7 +75,9 @@ func printJSON(_ value: some Encodable) throws {
 struct Handle: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Handle a plugged-in medium (what ferry@.service runs).",
-        discussion: "Exit status: 0 done and safe to remove, 2 medium not ours (left alone), 1 failed.")
+        discussion:
+            "Exit status: 0 done and safe to remove, 2 medium not ours (left alone), 3 pulled out or stopped mid-visit (nothing is lost), 1 failed."
+    )
 
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The device node, for example /dev/sdb1.") var devnode: String
@@ -108,20 +111,40 @@ struct Toss: AsyncParsableCommand {
     }
 }
 
+/// A run that SIGTERM or SIGINT cut short, whatever error the cut caused on
+/// its way out. It exits 3 (interrupted), which ferry@.service counts as
+/// success: a stick pulled mid-visit (BindsTo= stops the unit) must not leave
+/// ferry@sdX1.service failed and the system degraded.
+struct StoppedBySignal: FerryError {
+    var underlying: String
+
+    var exitStatus: ExitStatus { .interrupted }
+    var description: String { underlying }
+}
+
 /// Runs `body` in a task that SIGTERM and SIGINT cancel: systemd sends
 /// SIGTERM when the stick is pulled. Cancelling stops the running NNCP
 /// command (SIGTERM, then SIGKILL), and the mount is undone on the way out.
 func stoppingOnSignals(_ body: @escaping @Sendable () async throws -> Void) async throws {
     let task = Task { try await body() }
+    let stopped = Mutex(false)
     let sources = [SIGTERM, SIGINT].map { number in
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number)
-        source.setEventHandler { task.cancel() }
+        source.setEventHandler {
+            stopped.withLock { $0 = true }
+            task.cancel()
+        }
         source.resume()
         return source
     }
     defer { sources.forEach { $0.cancel() } }
-    try await task.value
+    do {
+        try await task.value
+    } catch {
+        guard stopped.withLock({ $0 }) else { throw error }
+        throw (error as? FerryError)?.exitStatus == .interrupted ? error : StoppedBySignal(underlying: "interrupted: \(error)")
+    }
 }
 
 struct Send: AsyncParsableCommand {

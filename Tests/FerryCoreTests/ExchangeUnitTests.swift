@@ -43,6 +43,18 @@ struct CapacityPlanTests {
         #expect(!plan.sendsEverything)
     }
 
+    @Test(
+        "a packet over the filesystem's largest file is too big for the stick, whatever its free space",
+        arguments: [("vfat", false), ("exfat", true), ("ext4", true)])
+    func largestFile(type: String, fits: Bool) {
+        let fourGiB: UInt64 = 4 << 30
+        let plan = CapacityPlan(
+            queued: [packet("A", fourGiB), packet("B", fourGiB - 1)], onStick: [], free: 60 << 30, total: 64 << 30, reserve: 1 << 20,
+            largestFile: StickFilesystem(type: type).largestFile)
+        #expect(plan.tooBig.map(\.name.first) == (fits ? [] : ["A"]))
+        #expect(plan.send.map(\.name.first) == (fits ? ["A", "B"] : ["B"]))
+    }
+
     @Test("when everything fits, nncp-xfer may send the whole queue")
     func everything() {
         let plan = CapacityPlan(

@@ -74,6 +74,7 @@ final class FakeMounter: Mounter {
         var device: String
         var target: String
         var readOnly: Bool
+        var options = ""
     }
     private let state = Mutex<(mounts: [Call], unmounts: [String], contents: [String: String])>(([], [], [:]))
 
@@ -85,9 +86,9 @@ final class FakeMounter: Mounter {
     var mounts: [Call] { state.withLock { $0.mounts } }
     var unmounts: [String] { state.withLock { $0.unmounts } }
 
-    func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError) {
+    func mount(device: String, on target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
         let source = state.withLock { state in
-            state.mounts.append(Call(device: device, target: target, readOnly: readOnly))
+            state.mounts.append(Call(device: device, target: target, readOnly: readOnly, options: options))
             return state.contents[device]
         }
         guard let source else { return }
@@ -114,8 +115,26 @@ final class FakeMounter: Mounter {
     func isMounted(_ target: String) -> Bool { false }
 }
 
-struct FakeInspector: DeviceInspector {
-    var devices: [String: BlockDevice]
+final class FakeInspector: DeviceInspector {
+    let devices: [String: BlockDevice]
+    /// Device nodes that are there at ferry's first look only, as the node
+    /// of a stick pulled out mid-visit is.
+    let pulledMidVisit: Set<String>
+    private let looks = Mutex<[String: Int]>([:])
+
+    init(devices: [String: BlockDevice], pulledMidVisit: Set<String> = []) {
+        self.devices = devices
+        self.pulledMidVisit = pulledMidVisit
+    }
+
+    func isPresent(devnode: String) -> Bool {
+        guard devices[devnode] != nil else { return false }
+        guard pulledMidVisit.contains(devnode) else { return true }
+        return looks.withLock { looks in
+            looks[devnode, default: 0] += 1
+            return looks[devnode] == 1
+        }
+    }
 
     func inspect(devnode: String) throws(DeviceError) -> BlockDevice {
         guard let device = devices[devnode] else { throw DeviceError(devnode: devnode, code: .missing) }
@@ -198,6 +217,7 @@ struct FakeWorld {
     let runner = FakeRunner()
     let mounter = FakeMounter()
     var devices: [String: BlockDevice] = [:]
+    var pulledMidVisit: Set<String> = []
     var nodes = TestNodes()
 
     func context(role: Role = .backupsvr, as node: String = "backupsvr", peer: String = "spooler") -> FerryContext {
@@ -206,7 +226,7 @@ struct FakeWorld {
         config.stateDir = scratch.path + "/state"
         config.mountRoot = scratch.path + "/mnt"
         return FerryContext(
-            config: config, runner: runner, inspector: FakeInspector(devices: devices), mounter: mounter,
+            config: config, runner: runner, inspector: FakeInspector(devices: devices, pulledMidVisit: pulledMidVisit), mounter: mounter,
             clock: FixedClock(), nncpSource: FixedNNCP(config: nodes.config(of: node)))
     }
 }

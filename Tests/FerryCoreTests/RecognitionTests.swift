@@ -34,6 +34,42 @@ struct RecognitionTests {
     }
 
     @Test(
+        "a visit that fails because the stick was pulled out is interrupted (exit 3), not failed; one whose stick stays has failed",
+        arguments: [true, false])
+    func pulledMidVisit(pulled: Bool) async throws {
+        var world = world()
+        world.scratch.write("fixture/.ferry/identity", try enrolledIdentity(world))
+        if pulled { world.pulledMidVisit = ["/dev/sdz1"] }
+        let context = world.context()
+        // nncp-ack fails, as the NNCP commands do on a stick that has just gone.
+        let nncp = try await context.nncpConfig()
+        world.runner.answer(
+            NNCP.ack(config: nncp.path, node: "spooler", timeout: context.config.exchange.commandTimeout).asUser("nncp"),
+            with: CommandResult(status: .exited(1), standardError: Array("input/output error\n".utf8)))
+        await #expect {
+            _ = try await Handler(context: context).handle(devnode: "/dev/sdz1")
+        } throws: { error in
+            let status = (error as? FerryError)?.exitStatus
+            return pulled ? status == .interrupted && "\(error)".contains("was pulled out") : status == .failed
+        }
+    }
+
+    @Test(
+        "a vfat or exfat stick is mounted for nncp-user with a umask that shuts others out; ext4 keeps its owners",
+        arguments: [("vfat", "uid=0,gid=0,umask=0077"), ("exfat", "uid=0,gid=0,umask=0077"), ("ext4", "")])
+    func ownerlessMount(type: String, options: String) async throws {
+        var world = world(device: .stick(type: type))
+        world.scratch.write("fixture/.ferry/identity", try enrolledIdentity(world))
+        var context = world.context()
+        // root: an account every machine has, so the uid and gid are known.
+        context.config.nncpUser = "root"
+        let recognition = try await MediumRecognizer(context: context).recognize(devnode: "/dev/sdz1", exclusive: true)
+        #expect(recognition.verdict == .stick)
+        #expect(world.mounter.mounts.map(\.options) == [options])
+        _ = world
+    }
+
+    @Test(
         "a stick with a bad identity is unknown, and handle exits 2 having mounted it read-only only",
         arguments: [
             ([:], "/dev/sdz1:/.ferry does not exist"),
@@ -222,5 +258,33 @@ struct EnrolmentTests {
         #expect { try context.drives.enroll(EnrolledDrive(pool: "backup-a", guid: "2", enrolled: "x")) } throws: {
             ($0 as? DriveError)?.code == .clash && "\($0)".contains("clashes with enrolled drive")
         }
+    }
+}
+
+@Suite("Stick filesystems without owners")
+struct StickFilesystemTests {
+    let nncp = Account(name: "nncp", uid: 102, gid: 105)
+
+    @Test(
+        "vfat, exfat and ntfs3 are mounted with nncp-user's uid and gid and umask 0077; the others need no data",
+        arguments: [
+            ("vfat", "uid=102,gid=105,umask=0077"), ("exfat", "uid=102,gid=105,umask=0077"), ("ntfs3", "uid=102,gid=105,umask=0077"),
+            ("ext4", ""), ("xfs", ""),
+        ])
+    func mountData(type: String, data: String) {
+        #expect(StickFilesystem(type: type).mountData(owner: nncp) == data)
+        #expect(StickFilesystem(type: type).keepsOwners == data.isEmpty)
+    }
+
+    @Test("without an nncp-user the files of an ownerless stick stay root's, still shut to others")
+    func noOwner() {
+        #expect(StickFilesystem(type: "vfat").mountData(owner: nil) == "umask=0077")
+    }
+
+    @Test("the largest file comes from blkid's type: 4 GiB - 1 on vfat, no limit below a stick's size on exfat")
+    func largestFile() {
+        #expect(StickFilesystem(type: "vfat").largestFile == 4_294_967_295)
+        #expect(StickFilesystem(type: "exfat").largestFile == nil)
+        #expect(StickFilesystem(type: "ext4").largestFile == 16 << 40)
     }
 }

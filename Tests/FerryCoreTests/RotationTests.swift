@@ -117,6 +117,14 @@ struct PlugInTests {
         devnode: "/dev/sdq1", kernelName: "sdq1", size: 1 << 40,
         filesystem: FilesystemProbe(type: "zfs_member", label: "backup-b", uuid: "42"))
 
+    @Test("with no drive enrolled, the drive listing asks zpool nothing, so a host without ZFS is not warned")
+    func noDrivesNoZpool() async throws {
+        let world = FakeWorld()
+        let drives = try await DriveDock(context: world.context()).drives()
+        #expect(drives.isEmpty)
+        #expect(world.runner.calls.isEmpty, "\(world.runner.calls)")
+    }
+
     @Test("imports by GUID with -N and no cache file; where zpool has no -N (zfs-fuse), under a private altroot")
     func importFallback() async throws {
         let world = FakeWorld()

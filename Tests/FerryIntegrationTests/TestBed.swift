@@ -218,7 +218,7 @@ final class TestBed: @unchecked Sendable {
         let target = "\(directory)/tamper"
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         let mounter = LinuxMounter()
-        try mounter.mount(device: loop.devnode, on: target, type: "ext4", readOnly: false)
+        try mounter.mount(device: loop.devnode, on: target, type: "ext4", readOnly: false, options: "")
         defer { try? mounter.unmount(target, lazy: false) }
         try body(target)
     }

@@ -6,12 +6,19 @@
 /// first step of `ferry handle`.
 public protocol DeviceInspector: Sendable {
     func inspect(devnode: String) throws(DeviceError) -> BlockDevice
+    /// Whether the device node is still there: a medium pulled out takes
+    /// its node with it.
+    func isPresent(devnode: String) -> Bool
 }
 
 /// Inspects real devices with libblkid and libudev. It opens the device
 /// read-only and writes nothing.
 public struct SystemDeviceInspector: DeviceInspector {
     public init() {}
+
+    public func isPresent(devnode: String) -> Bool {
+        access(devnode, F_OK) == 0
+    }
 
     public func inspect(devnode: String) throws(DeviceError) -> BlockDevice {
         var info = stat()

@@ -27,8 +27,11 @@ public func withMountedMedium<T>(
         try context.mounter.unmount(target, lazy: true)
     }
     try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-    try context.mounter.mount(device: device.devnode, on: target, type: type, readOnly: readOnly)
-    context.logger.debug("mounted", metadata: ["device": "\(device.devnode)", "mount": "\(target)", "ro": "\(readOnly)"])
+    let nncpUser = context.config.nncpUser
+    let options = StickFilesystem(type: type).mountData(owner: nncpUser.isEmpty ? nil : Account(name: nncpUser))
+    try context.mounter.mount(device: device.devnode, on: target, type: type, readOnly: readOnly, options: options)
+    context.logger.debug(
+        "mounted", metadata: ["device": "\(device.devnode)", "mount": "\(target)", "ro": "\(readOnly)", "options": "\(options)"])
 
     let outcome: Result<T, any Error>
     do {

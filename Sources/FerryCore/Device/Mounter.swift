@@ -8,10 +8,12 @@ import SystemPackage
 /// Mounts and unmounts media: the side effect behind every visit.
 public protocol Mounter: Sendable {
     /// Mounts `device` (of filesystem `type`) on the existing directory `target`,
-    /// always `nosuid,nodev,noexec,nosymfollow`.
-    func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError)
+    /// always `nosuid,nodev,noexec,nosymfollow`. `options` is the
+    /// filesystem's own mount data (`uid=...,umask=0077` on vfat), or empty.
+    func mount(device: String, on target: String, type: String, readOnly: Bool, options: String) throws(MountError)
     /// Changes the mount at `target` to read-only or read-write, keeping the
-    /// safe options.
+    /// safe options and the filesystem's own (vfat and exfat keep `uid=`,
+    /// `gid=` and `umask=` across a remount that passes none).
     func remount(_ target: String, readOnly: Bool) throws(MountError)
     /// Unmounts `target`; `lazy` detaches it even while busy (a pulled stick).
     func unmount(_ target: String, lazy: Bool) throws(MountError)
@@ -36,10 +38,13 @@ public struct LinuxMounter: Mounter {
 
     public init() {}
 
-    public func mount(device: String, on target: String, type: String, readOnly: Bool) throws(MountError) {
+    public func mount(device: String, on target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
         let flags = Self.safeFlags | (readOnly ? UInt(MS_RDONLY) : 0)
         do {
-            try retryingEINTR { Glibc.mount(device, target, type, flags, nil) }
+            try retryingEINTR {
+                options.isEmpty
+                    ? Glibc.mount(device, target, type, flags, nil) : options.withCString { Glibc.mount(device, target, type, flags, $0) }
+            }
         } catch {
             throw MountError(operation: "mounting \(device) on", target: target, errno: error)
         }

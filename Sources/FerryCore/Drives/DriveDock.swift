@@ -344,7 +344,9 @@ public struct DriveDock: Sendable {
     public func drives(listed: [PoolState]? = nil) async throws -> [EnrolledDrive] {
         var drives = try registry.load()
         var pools = listed
-        if pools == nil {
+        // With no drive enrolled there is nothing to look for: a backupsvr
+        // without ZFS (yet) is not told on every visit that zpool is missing.
+        if pools == nil, !drives.isEmpty {
             do {
                 pools = try await inventory.importedPools()
             } catch {

@@ -21,14 +21,16 @@ public struct CapacityPlan: Sendable, Equatable {
         (size + 4095) / 4096 * 4096 + 4096
     }
 
-    public init(queued: [QueuedPacket], onStick: Set<String>, free: UInt64, total: UInt64, reserve: UInt64) {
+    public init(
+        queued: [QueuedPacket], onStick: Set<String>, free: UInt64, total: UInt64, reserve: UInt64, largestFile: UInt64? = nil
+    ) {
         var room = free > reserve ? free - reserve : 0
         let ordered = queued.sorted { ($0.nice, $0.queued, $0.name) < ($1.nice, $1.queued, $1.name) }
         var waiting: Set<UInt8> = []
         for packet in ordered {
             if onStick.contains(packet.name) {
                 alreadyOnStick.append(packet)
-            } else if Self.footprint(packet.size) + reserve > total {
+            } else if Self.footprint(packet.size) + reserve > total || packet.size > largestFile ?? .max {
                 tooBig.append(packet)
             } else if !waiting.contains(packet.nice) && Self.footprint(packet.size) <= room {
                 send.append(packet)

@@ -27,10 +27,14 @@ public struct Handler: Sendable {
         // nncp-cfgdir runs while the medium is probed: most media are sticks.
         let nncpLoad = Task { [context] in try await context.nncpConfig() }
         let outcome: Result<Recognition, any Error>
+        let presentAtStart = context.inspector.isPresent(devnode: devnode)
         do {
             outcome = .success(try await handle(devnode: devnode, nncpLoad: nncpLoad))
-        } catch {
+        } catch let error as FerryError where error.exitStatus != .failed {
             outcome = .failure(error)
+        } catch {
+            let pulled = presentAtStart ? await pulledOut(devnode) : false
+            outcome = .failure(pulled ? ExchangeError.pulled(devnode, after: error) : error)
         }
         // Where the NNCP config was not needed (a drive, a medium not ours),
         // nncp-cfgdir is stopped, and awaited: ferry must not exit while
@@ -66,7 +70,8 @@ public struct Handler: Sendable {
             }
             logger.info("known stick", metadata: ["device": "\(devnode)", "uuid": "\(identity.uuid)", "why": "\(recognition.reason)"])
             try context.mounter.remount(root.realPath, readOnly: false)
-            return (recognition, try await visit.exchange(root: root, identity: identity))
+            let filesystem = StickFilesystem(type: device.filesystem.type ?? "")
+            return (recognition, try await visit.exchange(root: root, identity: identity, filesystem: filesystem))
         }
         // A SIGTERM that came during the last steps (sync, unmount) means
         // the stick was pulled, or ferry stopped, before it was done.
@@ -78,6 +83,17 @@ public struct Handler: Sendable {
         }
         withExtendedLifetime(lock) {}
         return recognition
+    }
+
+    /// Whether a failure came from the medium being pulled out. The kernel
+    /// fails the I/O at once, and removes the device node a moment later, so
+    /// a failing visit gives the node a little while to go.
+    private func pulledOut(_ devnode: String) async -> Bool {
+        for _ in 0..<20 {
+            if !context.inspector.isPresent(devnode: devnode) { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return false
     }
 
     /// An enrolled drive: imported, caught up, and left in the dock.

@@ -21,8 +21,9 @@ public struct StickVisit: Sendable {
 
     /// Runs the exchange on the stick mounted read-write at `root`, whose
     /// identity was verified on this same mount. The caller holds the spool
-    /// lock, and unmounts afterwards.
-    public func exchange(root: SafeDirectory, identity: StickIdentity) async throws -> VisitReport {
+    /// lock, and unmounts afterwards. `filesystem` is the stick's, as blkid
+    /// reports it: it says whether files need chown and how large one may be.
+    public func exchange(root: SafeDirectory, identity: StickIdentity, filesystem: StickFilesystem) async throws -> VisitReport {
         let peerName = try config.requirePeer()
         guard let peer = nncp.node(named: peerName), peer.id != nncp.selfID else {
             throw ExchangeError(
@@ -34,8 +35,9 @@ public struct StickVisit: Sendable {
         report.lastToss = StateFile<TossReport>(TossRun.reportFile, stateDir: config.stateDir).read()
         do {
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
-            let owner = config.nncpUser.isEmpty ? nil : Account(name: config.nncpUser)
-            try await exchange(root: root, peer: peer, owner: owner, report: &report)
+            // On vfat and exfat the mount already makes nncp-user the owner.
+            let owner = config.nncpUser.isEmpty || !filesystem.keepsOwners ? nil : Account(name: config.nncpUser)
+            try await exchange(root: root, peer: peer, owner: owner, filesystem: filesystem, report: &report)
             let space = try root.space()
             (report.stickFree, report.stickTotal) = (space.free, space.total)
             if config.role == .backupsvr {
@@ -88,7 +90,9 @@ public struct StickVisit: Sendable {
         await notifySafeToRemove(device: device)
     }
 
-    private func exchange(root: SafeDirectory, peer: NNCPNode, owner: Account?, report: inout VisitReport) async throws {
+    private func exchange(
+        root: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem, report: inout VisitReport
+    ) async throws {
         let (found, nncpDirectory) = try StickPackets.prepare(root: root, selfID: nncp.selfID, peerID: peer.id, owner: owner)
         report.removed = found.removed
         for entry in found.removed {
@@ -145,7 +149,8 @@ public struct StickVisit: Sendable {
         }
 
         try await send(
-            root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, found: found, report: &report)
+            root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, filesystem: filesystem,
+            found: found, report: &report)
         report.pendingForPeer = PacketCount(try Spool(path: nncp.spool).queued(for: peer.id, readingNiceness: false))
     }
 
@@ -225,15 +230,15 @@ public struct StickVisit: Sendable {
     }
 
     private func send(
-        root: SafeDirectory, nncpDirectory: SafeDirectory, stickPath: String, peer: NNCPNode, owner: Account?, found: StickPackets,
-        report: inout VisitReport
+        root: SafeDirectory, nncpDirectory: SafeDirectory, stickPath: String, peer: NNCPNode, owner: Account?,
+        filesystem: StickFilesystem, found: StickPackets, report: inout VisitReport
     ) async throws {
         let spool = Spool(path: nncp.spool)
         let space = try root.space()
         func planned(readingNiceness: Bool) throws -> CapacityPlan {
             CapacityPlan(
                 queued: try spool.queued(for: peer.id, readingNiceness: readingNiceness), onStick: found.outgoing, free: space.free,
-                total: space.total, reserve: config.exchange.reserveBytes)
+                total: space.total, reserve: config.exchange.reserveBytes, largestFile: filesystem.largestFile)
         }
         // Order matters only when not everything fits.
         var plan = try planned(readingNiceness: false)
@@ -241,7 +246,7 @@ public struct StickVisit: Sendable {
         report.alreadyOnStick = plan.alreadyOnStick.count
         report.stayedBehind = plan.stayBehind
         report.tooBig = plan.tooBig
-        reportTooBig(plan.tooBig, total: space.total, report: &report)
+        reportTooBig(plan.tooBig, total: space.total, filesystem: filesystem, report: &report)
         if !plan.alreadyOnStick.isEmpty {
             context.logger.info("\(plan.alreadyOnStick.count) packet(s) for \(peer.name) are on the stick already; take it to \(peer.name)")
         }
@@ -319,16 +324,24 @@ public struct StickVisit: Sendable {
         try nncpDirectory.subdirectory(peer.id).subdirectory(nncp.selfID).size(of: name)
     }
 
-    /// A packet larger than the whole stick can never cross on it: say so once
-    /// per packet, with NNCP's remedy, and never try to send it.
-    private func reportTooBig(_ packets: [QueuedPacket], total: UInt64, report: inout VisitReport) {
+    /// A packet larger than the whole stick, or than its filesystem's largest
+    /// file, can never cross on it: say so once per packet, with the remedy,
+    /// and never try to send it.
+    private func reportTooBig(_ packets: [QueuedPacket], total: UInt64, filesystem: StickFilesystem, report: inout VisitReport) {
         let file = "too-big.json"
         var known = StateFile<[String]>(file, stateDir: config.stateDir).read() ?? []
         let fresh = packets.filter { !known.contains($0.name) }
         for packet in fresh {
-            warn(
-                "packet \(packet.name) (\(humanSize(packet.size))) is larger than this stick (\(humanSize(total))) and can never cross on it; on the laptop, a smaller [send] chunk-size splits such streams into parts that fit (nncp-file -chunked, for plain files); or use a larger stick",
-                &report)
+            let size = humanSize(packet.size)
+            if let largest = filesystem.largestFile, packet.size > largest {
+                warn(
+                    "packet \(packet.name) (\(size)) is larger than the largest file \(filesystem.type) holds (\(largest) bytes) and can never cross on this stick; on the laptop, a smaller [send] chunk-size splits such streams into parts that fit; or use a stick formatted ext4 or exfat for it",
+                    &report)
+            } else {
+                warn(
+                    "packet \(packet.name) (\(size)) is larger than this stick (\(humanSize(total))) and can never cross on it; on the laptop, a smaller [send] chunk-size splits such streams into parts that fit (nncp-file -chunked, for plain files); or use a larger stick",
+                    &report)
+            }
         }
         guard !fresh.isEmpty else { return }
         known = Array(Set(known).union(fresh.map(\.name))).sorted()

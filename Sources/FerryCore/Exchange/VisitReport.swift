@@ -73,9 +73,21 @@ public struct VisitReport: Codable, Sendable, Equatable {
 public struct ExchangeError: FerryError {
     public var step: String
     public var problem: String
+    public var exitStatus: ExitStatus = .failed
 
     public var description: String { "\(step): \(problem)" }
 
     static let interrupted = ExchangeError(
-        step: "visit", problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on")
+        step: "visit", problem: "interrupted: the stick was pulled or ferry was stopped; nothing is lost, and the next plug-in carries on",
+        exitStatus: .interrupted)
+
+    /// What failed because `devnode` went away: the stick was pulled, and the
+    /// failure (an I/O error, a read-only file system) is its consequence.
+    static func pulled(_ devnode: String, after error: any Error) -> ExchangeError {
+        ExchangeError(
+            step: "visit",
+            problem:
+                "interrupted: \(printable(devnode)) was pulled out (\(error)); nothing is lost, and the next plug-in carries on",
+            exitStatus: .interrupted)
+    }
 }

@@ -164,6 +164,12 @@ public struct Account: Sendable, Equatable {
     public var uid: uid_t
     public var gid: gid_t
 
+    public init(name: String, uid: uid_t, gid: gid_t) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+    }
+
     public init?(name: String) {
         guard let entry = getpwnam(name) else { return nil }
         self.name = name

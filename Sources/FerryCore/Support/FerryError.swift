@@ -6,6 +6,10 @@ public enum ExitStatus: Int32, Sendable {
     case failed = 1
     /// The medium is not ours, and it was left alone.
     case notOurs = 2
+    /// The medium was pulled out, or ferry was stopped, before the work was
+    /// done. Nothing is lost, and the next plug-in carries on; ferry@.service
+    /// counts it as success, because a pull is not a fault of the host.
+    case interrupted = 3
 }
 
 /// An error the user sees as one line that says what failed and what to do.
