@@ -30,6 +30,8 @@ public struct FerryConfig: Sendable, Equatable {
     public var receive = Receive()
     public var rotation = Rotation()
     public var send = Send()
+    /// `[retention]` (backupsvr): how drives are thinned; empty keeps everything.
+    public var retention = RetentionPolicy()
 
     public struct Exchange: Sendable, Equatable {
         /// How long one NNCP command of a visit may run before it is stopped.
@@ -58,6 +60,10 @@ public struct FerryConfig: Sendable, Equatable {
         /// Warn when the stream store takes more than this share (in percent)
         /// of the disk that holds `state-dir`.
         public var storeWarnPercent = 50
+        /// A drive whose last completed scrub is older than this is scrubbed on plug-in.
+        public var scrubAfter = "30d"
+        /// Warn when a drive's pool is fuller than this (in percent).
+        public var driveWarnPercent = 80
     }
 
     public struct Send: Sendable, Equatable {
@@ -180,8 +186,7 @@ public struct FerryConfig: Sendable, Equatable {
         let reader = TableReader(table: table, path: path, prefix: "")
         try reader.allowOnly([
             "role", "name", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "status",
-            "receive",
-            "rotation", "send",
+            "receive", "rotation", "send", "retention",
         ])
 
         guard let roleName = try reader.string("role") else {
@@ -233,15 +238,23 @@ public struct FerryConfig: Sendable, Equatable {
             config.receive.zfsReceiveOptions = try receive.stringArray("zfs-receive-options") ?? config.receive.zfsReceiveOptions
         }
         if let rotation = try reader.table("rotation") {
-            try rotation.allowOnly(["rotate-after", "store-warn-percent"])
+            try rotation.allowOnly(["rotate-after", "store-warn-percent", "scrub-after", "drive-warn-percent"])
             if try rotation.duration("rotate-after") != nil {
                 config.rotation.rotateAfter = try rotation.string("rotate-after")!
             }
-            if let percent = try rotation.integer("store-warn-percent") {
-                guard (1...100).contains(percent) else {
-                    throw ConfigError(path: path, key: "rotation.store-warn-percent", problem: "must be between 1 and 100, not \(percent)")
+            if try rotation.duration("scrub-after") != nil {
+                config.rotation.scrubAfter = try rotation.string("scrub-after")!
+            }
+            config.rotation.storeWarnPercent = try rotation.percent("store-warn-percent") ?? config.rotation.storeWarnPercent
+            config.rotation.driveWarnPercent = try rotation.percent("drive-warn-percent") ?? config.rotation.driveWarnPercent
+        }
+        if let retention = try reader.table("retention") {
+            try retention.allowOnly(["keep", "datasets"])
+            config.retention.keep = try retention.schedule("keep")
+            if let datasets = try retention.table("datasets") {
+                for dataset in datasets.table.keys.sorted() {
+                    config.retention.datasets[dataset] = try datasets.schedule(dataset)
                 }
-                config.rotation.storeWarnPercent = percent
             }
         }
         if let send = try reader.table("send") {
@@ -292,7 +305,7 @@ public struct FerryConfig: Sendable, Equatable {
     }
 }
 
-/// Parses "90s", "30m", "6h" or "14d"; nil for anything else.
+/// Parses "90s", "30m", "6h", "14d" or "2w"; nil for anything else.
 public func parseDuration(_ text: String) -> Duration? {
     guard let unit = text.last, let number = Int(text.dropLast()), number > 0 else { return nil }
     let seconds: Int
@@ -301,6 +314,7 @@ public func parseDuration(_ text: String) -> Duration? {
     case "m": seconds = number * 60
     case "h": seconds = number * 3600
     case "d": seconds = number * 86400
+    case "w": seconds = number * 7 * 86400
     default: return nil
     }
     return .seconds(seconds)
@@ -371,6 +385,21 @@ private struct TableReader {
         guard let value = table[key] else { return nil }
         guard let number = value.int, number >= 0 else { throw fail(key, "must be a whole number, 0 or more") }
         return number
+    }
+
+    func percent(_ key: String) throws(ConfigError) -> Int? {
+        guard let percent = try integer(key) else { return nil }
+        guard (1...100).contains(percent) else { throw fail(key, "must be between 1 and 100, not \(percent)") }
+        return percent
+    }
+
+    func schedule(_ key: String) throws(ConfigError) -> RetentionSchedule? {
+        guard let text = try string(key) else { return nil }
+        do {
+            return try RetentionSchedule.parse(text)
+        } catch {
+            throw fail(key, "is not a thinning schedule: \(error) (example: \"10,1d1w,1w1m,1m1y\")")
+        }
     }
 
     func absolutePath(_ key: String) throws(ConfigError) -> String? {
