@@ -281,7 +281,9 @@ struct Enroll: AsyncParsableCommand {
 struct Drive: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Backup drives on backupsvr.",
-        subcommands: [DriveEnroll.self, DriveList.self, DriveEject.self, DriveSeed.self, DriveRetire.self])
+        subcommands: [
+            DriveEnroll.self, DriveList.self, DriveEject.self, DriveSeed.self, DriveRetire.self, DriveThin.self, DriveScrub.self,
+        ])
 }
 
 struct DriveEnroll: AsyncParsableCommand {
@@ -329,16 +331,19 @@ struct DriveList: AsyncParsableCommand {
 struct DriveEject: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eject", abstract: "Export a drive's pool so that it can go offsite, and record what it holds.",
-        discussion: "Waits for a running receive or catch-up, up to --wait seconds, then refuses.")
+        discussion:
+            "Waits for a running receive, catch-up or scrub, up to --wait seconds, then refuses; --now stops a running scrub instead.")
 
     @OptionGroup var options: GlobalOptions
     @Option(help: "How long to wait for running work, in seconds.") var wait = 600
+    @Flag(help: "Stop a running scrub instead of waiting for it.") var now = false
     @Argument(help: "The pool name of the drive.") var pool: String
 
     func run() async throws {
         try await reportingErrors {
             let context = try options.context(syslog: true)
-            let eject = try await DriveDock(context: context).eject(pool, wait: .seconds(max(0, wait)))
+            let eject = try await DriveDock(context: context).eject(
+                pool, wait: .seconds(max(0, wait)), stopScrub: now, onScrub: { print($0) })
             let datasets = eject.drive.datasets ?? []
             say("\(pool) is exported; it holds \(datasets.count) dataset(s):")
             for dataset in datasets { say("  \(dataset.dataset)@\(dataset.snapshot)") }
@@ -383,6 +388,50 @@ struct DriveRetire: AsyncParsableCommand {
             let context = try options.context(syslog: true)
             let released = try await DriveDock(context: context).retire(pool)
             say("\(pool) is retired; the store let go of \(released.packets) stream(s), \(humanSize(released.bytes))")
+        }
+    }
+}
+
+struct DriveThin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "thin", abstract: "Apply [retention] to a present drive now.",
+        discussion:
+            "Never destroys a dataset's newest snapshot, another drive's catch-up base, a held snapshot, a clone's origin, or a snapshot ferry did not receive."
+    )
+
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Say what would be destroyed, and destroy nothing.") var dryRun = false
+    @Argument(help: "The pool name of the drive.") var pool: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: !dryRun)
+            let outcome = try await DriveDock(context: context).thin(pool, dryRun: dryRun)
+            for name in outcome.destroyed { print("\(dryRun ? "would destroy" : "destroyed") \(pool)/\(printable(name))") }
+            for failure in outcome.failures { print("! \(failure)") }
+            print(
+                "\(pool): \(outcome.destroyed.count) snapshot(s) \(dryRun ? "would be destroyed" : "destroyed"), \(outcome.kept) kept")
+            if !outcome.failures.isEmpty { throw ExitCode(ExitStatus.failed.rawValue) }
+        }
+    }
+}
+
+struct DriveScrub: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "scrub", abstract: "Start a scrub of a present drive now.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The pool name of the drive.") var pool: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let scrub = try await DriveDock(context: context).scrub(pool)
+            if scrub?.state == .running {
+                print("\(pool) is being scrubbed (started \(scrub?.started ?? "earlier")); ferry drive list shows the result")
+            } else {
+                print("! zpool scrub \(pool) did not start; see the log")
+                throw ExitCode(ExitStatus.failed.rawValue)
+            }
         }
     }
 }

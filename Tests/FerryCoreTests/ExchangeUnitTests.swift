@@ -140,12 +140,14 @@ struct ExchangeCommandTests {
             ])
     }
 
-    @Test("durations read as the config writes them", arguments: [("90s", 90), ("30m", 1800), ("6h", 21600), ("14d", 1_209_600)])
+    @Test(
+        "durations read as the config writes them",
+        arguments: [("90s", 90), ("30m", 1800), ("6h", 21600), ("14d", 1_209_600), ("2w", 1_209_600)])
     func durations(text: String, seconds: Int64) {
         #expect(parseDuration(text) == .seconds(seconds))
     }
 
-    @Test("bad durations are refused", arguments: ["", "14", "d", "-1d", "1w", "1.5h"])
+    @Test("bad durations are refused", arguments: ["", "14", "d", "-1d", "1y", "1.5h"])
     func badDurations(text: String) {
         #expect(parseDuration(text) == nil)
     }

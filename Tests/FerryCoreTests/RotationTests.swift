@@ -111,6 +111,15 @@ struct PlugInTests {
         CommandResult(status: .exited(status), standardError: Array(text.utf8))
     }
 
+    /// What a plug-in asks after its catch-up: the drive's space, and its
+    /// scrub, which is due on a drive never scrubbed.
+    static func scriptCare(_ world: FakeWorld) {
+        world.runner.answer(
+            Zfs.get(["used", "available"], of: ["backup-b"]), with: output("backup-b\tused\t100\t-\nbackup-b\tavailable\t900\t-\n"))
+        world.runner.answer(Zpool.status(pool: "backup-b"), with: output(" scrub: none requested\n"))
+        world.runner.answer(Zpool.scrub(pool: "backup-b"), with: output(""))
+    }
+
     let drive = EnrolledDrive(
         pool: "backup-b", guid: "42", enrolled: "2026-11-01T00:00:00Z", place: .offsite, since: "2026-11-01T00:00:00Z")
     let device = BlockDevice(
@@ -139,6 +148,7 @@ struct PlugInTests {
         world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(""))
         world.runner.answer(
             Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: Self.output(""))
+        Self.scriptCare(world)
         let plugged = try await DriveDock(context: context).plugIn(device, drive: drive)
         #expect(
             Zpool.importByGUID("42", searchDirectory: "/dev").arguments == ["import", "-N", "-o", "cachefile=none", "-d", "/dev", "42"])
@@ -147,6 +157,8 @@ struct PlugInTests {
         #expect(plugged.drive.place == .dock && plugged.drive.since == FixedClock().now().rfc3339)
         #expect(plugged.recovered == nil)
         #expect(try context.drives.load().first?.place == .dock)
+        #expect(plugged.drive.capacity == DriveCapacity(size: 1000, used: 100, free: 900, seen: FixedClock().now().rfc3339))
+        #expect(plugged.drive.scrub == ScrubResult(state: .running, started: FixedClock().now().rfc3339), "never scrubbed: due")
     }
 
     @Test("the newest snapshot of each dataset on a drive comes from one zfs get -r, parents first, containers left out")
@@ -205,6 +217,7 @@ struct PlugInTests {
         world.runner.answer(Zfs.get(["createtxg", "creation"], of: ["backup-b"], recursive: true), with: Self.output(""))
         world.runner.answer(
             Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: Self.output(""))
+        Self.scriptCare(world)
         let plugged = try await DriveDock(context: context).plugIn(device, drive: docked)
         #expect(plugged.recovered == "it was pulled while in use (its I/O suspended); zpool clear resumed it")
         let zpool = world.runner.calls.filter { $0.executable == Tool.zpool }.map { $0.arguments.first ?? "" }

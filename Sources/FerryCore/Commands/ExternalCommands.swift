@@ -129,6 +129,12 @@ public enum Zfs {
         Command(Tool.zfs, ["send"] + (base.map { ["-i", dataset + "@" + $0] } ?? []) + [dataset + "@" + snapshot])
     }
 
+    /// One stream of every snapshot of `dataset` after `base` up to
+    /// `snapshot` (`-I`): how a drive that is behind catches up from another.
+    public static func sendRange(_ dataset: String, from base: String, to snapshot: String) -> Command {
+        Command(Tool.zfs, ["send", "-I", dataset + "@" + base, dataset + "@" + snapshot])
+    }
+
     /// Receives a stream on standard input into `target`.
     public static func receive(into target: String, options: [String]) -> Command {
         Command(Tool.zfs, ["receive"] + options + [target])
@@ -191,6 +197,17 @@ public enum Zpool {
     /// Prints the pool's GUID, in decimal.
     public static func guid(pool: String) -> Command {
         Command(Tool.zpool, ["list", "-H", "-o", "guid", pool], timeout: .seconds(60))
+    }
+
+    /// Starts a scrub of `pool`, or with `stop` stops the running one.
+    public static func scrub(pool: String, stop: Bool = false) -> Command {
+        Command(Tool.zpool, ["scrub"] + (stop ? ["-s"] : []) + [pool], timeout: .seconds(60))
+    }
+
+    /// The pool's status with the files that have errors: where a scrub's
+    /// progress and result are read.
+    public static func status(pool: String) -> Command {
+        Command(Tool.zpool, ["status", "-v", pool], timeout: .seconds(60))
     }
 
     /// Exports `pool`; `force` for a pool whose device is gone.

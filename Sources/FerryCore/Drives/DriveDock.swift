@@ -91,16 +91,28 @@ public struct DriveDock: Sendable {
         if let recovered { logger.warning("drive \(enrolled.pool) recovered: \(recovered)") }
         logger.info("drive \(enrolled.pool) is imported; catching it up", metadata: ["guid": "\(enrolled.guid)"])
 
-        let outcome = try await StoreApplier(context: context, store: try openStore())
-            .applyPending(present: [PresentDrive(drive: enrolled)], options: nil)
+        let present = try await StoreApplier.presentDrives(enrolled: try registry.active(), context: context)
+        let returning = PresentDrive(drive: enrolled)
+        let others = present.filter { $0.drive.guid != enrolled.guid }
+        var outcome = try await catchUpFromPresent(returning, sources: others)
+        // And the other way: a drive in the dock that missed what only this
+        // one holds (the store let go of it) catches up from it.
+        for other in others { _ = try await catchUpFromPresent(other, sources: [returning]) }
+        outcome.add(
+            try await StoreApplier(context: context, store: try openStore()).applyPending(present: others + [returning], options: nil))
+        await thinPresent(others + [returning])
         let newest = try await inventory.newestSnapshots(under: enrolled.pool)
+        let capacity = try? await capacity(of: enrolled.pool)
         let now = context.clock.now().rfc3339
-        let saved = try registry.update(guid: enrolled.guid) { drive in
+        let docked = try registry.update(guid: enrolled.guid) { drive in
             if drive.place != .dock || recovered != nil { drive.since = now }
             drive.place = .dock
             drive.pulled = nil
             drive.datasets = newest
+            drive.capacity = capacity ?? drive.capacity
         }
+        try await scrubIfDue(docked)
+        let saved = try registry.drive(named: enrolled.pool)
         return PlugIn(drive: saved, recovered: recovered, outcome: outcome)
     }
 
@@ -165,7 +177,10 @@ public struct DriveDock: Sendable {
 
     /// Waits up to `wait` for running work, exports the drive's pool and
     /// records it as offsite with what it holds.
-    public func eject(_ pool: String, wait: Duration) async throws -> Eject {
+    /// A running scrub is waited for, or with `stopScrub` stopped.
+    public func eject(_ pool: String, wait: Duration, stopScrub: Bool = false, onScrub: @Sendable (String) -> Void = { _ in }) async throws
+        -> Eject
+    {
         try context.config.require(.backupsvr, for: "drive eject")
         let drive = try registry.drive(named: pool)
         let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger, giveUpAfter: wait)
@@ -196,8 +211,12 @@ public struct DriveDock: Sendable {
         }
         var datasets = drive.datasets ?? []
         var pulled: String?
+        var capacity = drive.capacity
+        var scrub = drive.scrub
         if state.isUsable {
+            scrub = try await settleScrub(drive, stop: stopScrub, wait: wait, say: onScrub)
             datasets = try await inventory.newestSnapshots(under: pool)
+            capacity = (try? await self.capacity(of: pool)) ?? capacity
             let result = try await context.runner.run(Zpool.export(pool: pool, force: false), input: nil)
             guard result.status.succeeded else {
                 throw DriveError(
@@ -218,6 +237,8 @@ public struct DriveDock: Sendable {
             drive.since = now
             drive.pulled = pulled
             drive.datasets = datasets
+            drive.capacity = capacity
+            drive.scrub = scrub
         }
         logger.info("drive \(pool) exported", metadata: ["guid": "\(drive.guid)", "datasets": "\(datasets.count)"])
         return Eject(drive: saved, behind: try behind(saved))
@@ -241,7 +262,7 @@ public struct DriveDock: Sendable {
         if active.isEmpty {
             logger.warning("no drive is left to take streams: they stay in the store until a drive is enrolled")
         }
-        try StoreApplier(context: context, store: try openStore()).prune(enrolled: active)
+        try await StoreApplier(context: context, store: try openStore()).prune(enrolled: active)
         let after = try openStore().size()
         return PacketCount(packets: before.packets - after.packets, bytes: before.bytes - after.bytes)
     }
@@ -358,6 +379,13 @@ public struct DriveDock: Sendable {
             let here = pools.map { Self.isHere(drive, in: $0) }
             if here == true {
                 drives[index].datasets = try await inventory.newestSnapshots(under: drive.pool)
+                drives[index].capacity = (try? await capacity(of: drive.pool)) ?? drive.capacity
+                if let status = try? await scrubStatus(of: drive.pool) {
+                    let scrub = updated(drive.scrub, with: status)
+                    drives[index].scrub = scrub
+                    // The first look at a finished scrub keeps its time.
+                    if scrub != drive.scrub { try? registry.update(guid: drive.guid) { $0.scrub = scrub } }
+                }
             } else if here == false, drive.place == .dock, !drive.isRetired {
                 // Not recorded yet (another ferry holds the drives), but true.
                 drives[index].pulled = drive.pulled ?? context.clock.now().rfc3339
@@ -370,9 +398,20 @@ public struct DriveDock: Sendable {
     /// The rotation warnings for `drives`, with the store's size against
     /// the disk that holds `state-dir`.
     public func warnings(for drives: [EnrolledDrive]) -> [String] {
-        let store = (try? openStore().size()) ?? PacketCount()
+        let streams = (try? openStore().streams()) ?? []
+        let store = PacketCount(packets: streams.count, bytes: streams.reduce(0) { $0 + $1.bytes })
         let disk = try? SafeDirectory(path: context.config.stateDir).space().total
-        return RotationPolicy(context.config.rotation).warnings(drives: drives, store: store, diskBytes: disk, now: context.clock.now())
+        var warnings = RotationPolicy(context.config.rotation).warnings(
+            drives: drives, store: store, diskBytes: disk, now: context.clock.now())
+        for drive in drives where drive.place == .dock && !drive.isRetired && drive.pulled == nil {
+            guard let free = drive.capacity?.free,
+                let next = streams.first(where: { !$0.applied.contains(drive.guid) && $0.bytes > free })
+            else { continue }
+            warnings.append(
+                "the next stream for drive \(drive.pool) (\(next.dataset)@\(printable(next.header.snapshot)), \(humanSize(next.bytes))) will not fit in its \(humanSize(free)) free: thin it (ferry drive thin \(drive.pool)) or replace it"
+            )
+        }
+        return warnings
     }
 
     /// Notices drives recorded in the dock whose pool is gone or faulted:

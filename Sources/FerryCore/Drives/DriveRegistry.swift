@@ -43,6 +43,10 @@ public struct EnrolledDrive: Codable, Sendable, Equatable {
     /// The newest snapshot of each dataset on it: read from the pool while
     /// it is in the dock, as of its eject while it is away.
     public var datasets: [DriveDataset]?
+    /// Its size, used and free space, as last seen.
+    public var capacity: DriveCapacity?
+    /// Its last scrub, as last seen.
+    public var scrub: ScrubResult?
     /// The streams in the store it still lacks (reports only).
     public var behind: PacketCount?
 
@@ -77,6 +81,10 @@ public struct DriveError: FerryError {
         case exportFailed(TerminationStatus)
         /// A seed's `zfs send | zfs receive`, or its target, failed.
         case seedFailed
+        /// A scrub still runs after eject waited for it.
+        case scrubRunning
+        /// `ferry drive thin` with no `[retention]` in the config.
+        case noRetention
         /// A plug-in's catch-up left streams the drive could not take.
         case catchUpFailed
         /// drives.json cannot be read, or is not a list of drives.

@@ -2,15 +2,18 @@ import Foundation
 
 /// The rotation warnings (`[rotation]` in the config): a drive in the dock
 /// too long, a drive away too long, a drive pulled without eject, no drive
-/// offsite at all, and a stream store that grows too big. `ferry status`
+/// offsite at all, a stream store that grows too big, a drive past
+/// drive-warn-percent, and a scrub that found errors. `ferry status`
 /// shows them, and backupsvr's visit records carry them to the spooler.
 public struct RotationPolicy: Sendable {
     public var rotateAfter: String
     public var storeWarnPercent: Int
+    public var driveWarnPercent: Int
 
     public init(_ config: FerryConfig.Rotation) {
         rotateAfter = config.rotateAfter
         storeWarnPercent = config.storeWarnPercent
+        driveWarnPercent = config.driveWarnPercent
     }
 
     /// The warnings for `drives` (as `DriveDock.drives()` gives them) and a
@@ -34,6 +37,19 @@ public struct RotationPolicy: Sendable {
             } else if drive.place == .offsite, long {
                 warnings.append(
                     "drive \(drive.pool) has been offsite since \(drive.since!), more than \(rotateAfter): bring it back to catch up\(behind)"
+                )
+            }
+        }
+        for drive in active {
+            if let capacity = drive.capacity, capacity.usedPercent > driveWarnPercent {
+                warnings.append(
+                    "drive \(drive.pool) is \(capacity.usedPercent)% full (\(humanSize(capacity.used)) of \(humanSize(capacity.size)), as of \(capacity.seen)), past drive-warn-percent \(driveWarnPercent): thin it or replace it"
+                )
+            }
+            if let scrub = drive.scrub, scrub.errors > 0 || !scrub.files.isEmpty {
+                let files = scrub.files.isEmpty ? "" : "; files with errors: \(scrub.files.prefix(5).joined(separator: ", "))"
+                warnings.append(
+                    "drive \(drive.pool)'s scrub (\(scrub.finished ?? scrub.started ?? "?")) found \(scrub.errors) error(s)\(files): the drive is failing; replace it"
                 )
             }
         }

@@ -208,6 +208,9 @@ public struct StreamReceiver: Sendable {
         if !received.isEmpty || everyDriveHolds {
             try await StoreApplier(context: context, store: store).applyPending(present: present, options: options)
         }
+        if !received.isEmpty {
+            await DriveDock(context: context).thinPresent(present)
+        }
         return ReceiveOutcome(stream: stream, receivedOn: received, stored: !everyDriveHolds)
     }
 }

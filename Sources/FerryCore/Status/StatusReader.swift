@@ -207,6 +207,18 @@ public struct StatusText {
                 behind.packets == 0 ? ", up to date" : ", \(behind.packets) stream(s) behind (\(humanSize(behind.bytes)))"
         }
         var lines = ["drive \(drive.pool) (GUID \(drive.guid)): \(place)"]
+        if let capacity = drive.capacity {
+            lines.append(
+                "  size \(humanSize(capacity.size)), used \(humanSize(capacity.used)) (\(capacity.usedPercent)%), free \(humanSize(capacity.free)), as of \(capacity.seen)"
+            )
+        }
+        if let scrub = drive.scrub {
+            let when =
+                scrub.state == .running ? "running since \(scrub.started ?? "?")" : "\(scrub.state.rawValue) \(scrub.finished ?? "?")"
+            let repaired = scrub.repaired.map { ", repaired \($0)" } ?? ""
+            lines.append("  last scrub: \(when)\(repaired), \(scrub.errors) error(s)")
+            for file in scrub.files { lines.append("    error in \(printable(file, limit: 200))") }
+        }
         for dataset in drive.datasets ?? [] {
             lines.append("  \(dataset.dataset)@\(dataset.snapshot)\(dataset.created.map { ", taken \($0)" } ?? "")")
         }

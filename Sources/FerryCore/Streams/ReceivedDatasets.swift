@@ -24,6 +24,15 @@ public struct ReceivedDatasets: Sendable {
     }
 
     var file: StateFile<[ReceivedDataset]> { StateFile(Self.fileName, stateDir: stateDir) }
+    /// `state-dir/received-snapshots.json`: HOST/DATASET to the GUIDs (in
+    /// decimal) of every snapshot ferry received. Thinning destroys only
+    /// these: any other snapshot on a drive is an admin's own.
+    var guidFile: StateFile<[String: [String]]> { StateFile("received-snapshots.json", stateDir: stateDir) }
+
+    /// The GUIDs of the snapshots ferry received, by HOST/DATASET.
+    public func receivedGUIDs() -> [String: Set<UInt64>] {
+        (guidFile.read() ?? [:]).mapValues { Set($0.compactMap(UInt64.init)) }
+    }
 
     public func load() -> [ReceivedDataset] {
         file.read() ?? []
@@ -34,6 +43,12 @@ public struct ReceivedDatasets: Sendable {
     /// held by `pool` alone so far; an older one changes nothing, since the
     /// record is of the newest snapshot.
     public func record(_ stream: StoredStream, pool: String, at time: Date) throws {
+        var guids = guidFile.read() ?? [:]
+        let guid = String(stream.header.toGUID)
+        if guids["\(stream.dataset)", default: []].contains(guid) == false {
+            guids["\(stream.dataset)", default: []].append(guid)
+            try guidFile.write(guids)
+        }
         var all = load()
         let name = "\(stream.dataset)"
         let created = Date(timeIntervalSince1970: TimeInterval(stream.header.creationTime)).rfc3339

@@ -1,7 +1,8 @@
 import Logging
 
 /// Applies what waits in the stream store to the drives that are here, in
-/// chain order, and removes a stream once every enrolled drive holds it.
+/// chain order, and removes a stream once every enrolled drive holds it or
+/// can catch up to it from a drive in the dock.
 public struct StoreApplier: Sendable {
     public var context: FerryContext
     public var store: StreamStore
@@ -40,7 +41,7 @@ public struct StoreApplier: Sendable {
         /// error); those streams stay in the store.
         public var failures: [String] = []
 
-        mutating func add(_ other: Outcome) {
+        public mutating func add(_ other: Outcome) {
             applied += other.applied
             failures += other.failures
         }
@@ -58,7 +59,7 @@ public struct StoreApplier: Sendable {
         for drive in present {
             outcome.add(try await catchUp(drive, options: options))
         }
-        try prune(enrolled: enrolled)
+        try await prune(enrolled: enrolled, present: present)
         return outcome
     }
 
@@ -116,12 +117,47 @@ public struct StoreApplier: Sendable {
         return outcome
     }
 
-    /// Removes the streams that every enrolled drive holds.
-    func prune(enrolled: [EnrolledDrive]) throws {
+    /// Removes the streams that every enrolled drive holds, or can get from
+    /// a drive in `present` that holds them: a drive away whose newest
+    /// snapshot of the dataset (as recorded at its eject) is on such a drive
+    /// catches up from it with `zfs send -I` when both are in the dock, and
+    /// thinning keeps that snapshot there. A drive with no record of the
+    /// dataset gets it whole.
+    func prune(enrolled: [EnrolledDrive], present: [PresentDrive] = []) async throws {
         guard !enrolled.isEmpty else { return }
-        for stream in try store.streams() where enrolled.allSatisfy({ stream.applied.contains($0.guid) }) {
+        let inventory = ZFSInventory(runner: context.runner)
+        var onDrive: [String: [SnapshotInfo]] = [:]
+        for stream in try store.streams() {
+            let lacking = enrolled.filter { !stream.applied.contains($0.guid) }
+            let sources = present.filter { stream.applied.contains($0.drive.guid) }
+            var replaceable = true
+            for drive in lacking {
+                guard !present.contains(where: { $0.drive.guid == drive.guid }) else {
+                    replaceable = false  // it is here and could not take it: keep it for a retry
+                    break
+                }
+                let base = drive.datasets?.first { $0.dataset == "\(stream.dataset)" }?.snapshot
+                var found = false
+                for source in sources {
+                    let target = source.target(stream.dataset)
+                    if onDrive[target] == nil { onDrive[target] = try await inventory.snapshots(of: target) ?? [] }
+                    if base == nil || onDrive[target]!.contains(where: { $0.name == base }) {
+                        found = true
+                        break
+                    }
+                }
+                if !found {
+                    replaceable = false
+                    break
+                }
+            }
+            guard replaceable else { continue }
             try store.remove(stream.id)
-            logger.debug("every drive holds this stream; removed from the store", metadata: ["dataset": "\(stream.dataset)"])
+            logger.debug(
+                lacking.isEmpty
+                    ? "every drive holds this stream; removed from the store"
+                    : "a drive in the dock holds this stream for the drives away; removed from the store",
+                metadata: ["dataset": "\(stream.dataset)"])
         }
     }
 }
