@@ -343,10 +343,15 @@ struct DriveEject: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context(syslog: true)
             let eject = try await DriveDock(context: context).eject(
-                pool, wait: .seconds(max(0, wait)), stopScrub: now, onScrub: { print($0) })
+                pool, wait: .seconds(max(0, wait)), stopScrub: now, onScrub: { say($0) })
             let datasets = eject.drive.datasets ?? []
             say("\(pool) is exported; it holds \(datasets.count) dataset(s):")
             for dataset in datasets { say("  \(dataset.dataset)@\(dataset.snapshot)") }
+            if eject.kept.packets > 0 {
+                say(
+                    "\(eject.kept.packets) stream(s) (\(humanSize(eject.kept.bytes))) went into the store for the drives away, which could have caught up from \(pool)."
+                )
+            }
             if eject.behind.packets > 0 {
                 say("\(eject.behind.packets) stream(s) (\(humanSize(eject.behind.bytes))) wait in the store for its return.")
             }
@@ -407,9 +412,9 @@ struct DriveThin: AsyncParsableCommand {
         try await reportingErrors {
             let context = try options.context(syslog: !dryRun)
             let outcome = try await DriveDock(context: context).thin(pool, dryRun: dryRun)
-            for name in outcome.destroyed { print("\(dryRun ? "would destroy" : "destroyed") \(pool)/\(printable(name))") }
-            for failure in outcome.failures { print("! \(failure)") }
-            print(
+            for name in outcome.destroyed { say("\(dryRun ? "would destroy" : "destroyed") \(pool)/\(printable(name))") }
+            for failure in outcome.failures { say("! \(failure)") }
+            say(
                 "\(pool): \(outcome.destroyed.count) snapshot(s) \(dryRun ? "would be destroyed" : "destroyed"), \(outcome.kept) kept")
             if !outcome.failures.isEmpty { throw ExitCode(ExitStatus.failed.rawValue) }
         }
@@ -427,9 +432,9 @@ struct DriveScrub: AsyncParsableCommand {
             let context = try options.context(syslog: true)
             let scrub = try await DriveDock(context: context).scrub(pool)
             if scrub?.state == .running {
-                print("\(pool) is being scrubbed (started \(scrub?.started ?? "earlier")); ferry drive list shows the result")
+                say("\(pool) is being scrubbed (started \(scrub?.started ?? "earlier")); ferry drive list shows the result")
             } else {
-                print("! zpool scrub \(pool) did not start; see the log")
+                say("! zpool scrub \(pool) did not start; see the log")
                 throw ExitCode(ExitStatus.failed.rawValue)
             }
         }

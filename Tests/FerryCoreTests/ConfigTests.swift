@@ -157,3 +157,54 @@ struct ConfigTests {
         }
     }
 }
+
+@Suite("The config's drive care: [retention] and the [rotation] additions")
+struct DriveCareConfigTests {
+    let head = "role = \"backupsvr\"\npeer = \"spooler\"\n"
+
+    @Test("keep, per-dataset schedules, scrub-after and drive-warn-percent parse; no [retention] keeps everything")
+    func parses() throws {
+        let config = try FerryConfig.parse(
+            head + """
+                [rotation]
+                scrub-after = "2w"
+                drive-warn-percent = 90
+                [retention]
+                keep = "10,1d1w,1w1m,1m1y"
+                [retention.datasets]
+                "laptop/tank/scratch" = "3"
+                """, path: "/f.toml")
+        #expect(config.rotation.scrubAfter == "2w")
+        #expect(config.rotation.driveWarnPercent == 90)
+        #expect(config.retention.keep?.keepNewest == 10)
+        #expect(config.retention.schedule(for: "laptop/tank/scratch")?.keepNewest == 3)
+        let plain = try FerryConfig.parse(head, path: "/f.toml")
+        #expect(plain.retention.isEmpty && plain.rotation.scrubAfter == "30d" && plain.rotation.driveWarnPercent == 80)
+    }
+
+    @Test(
+        "a bad schedule or percentage is one line naming the file and the key",
+        arguments: [
+            (
+                "[retention]\nkeep = \"1d\"",
+                "/f.toml: key \"retention.keep\" is not a thinning schedule: \"1d\" is neither a count nor PERIODttl such as 1d1w (units s, min, h, d, w, m, y) (example: \"10,1d1w,1w1m,1m1y\")"
+            ),
+            (
+                "[retention.datasets]\n\"laptop/x\" = 3",
+                "/f.toml: key \"retention.datasets.laptop/x\" must be a string, not integer"
+            ),
+            ("[rotation]\ndrive-warn-percent = 0", "/f.toml: key \"rotation.drive-warn-percent\" must be between 1 and 100, not 0"),
+            (
+                "[rotation]\nscrub-after = \"soon\"",
+                "/f.toml: key \"rotation.scrub-after\" is \"soon\"; write a number and a unit, such as 90s, 30m, 6h or 14d"
+            ),
+        ])
+    func refuses(extra: String, message: String) {
+        do {
+            _ = try FerryConfig.parse(head + extra, path: "/f.toml")
+            Issue.record("accepted \(extra)")
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+}

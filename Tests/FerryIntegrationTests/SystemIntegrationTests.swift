@@ -144,5 +144,7 @@ struct UnitTests {
         #expect(config.nncpConfig == "/etc/nncp.hjson")
         #expect(config.stateDir == "/var/lib/ferry")
         #expect(config.mountRoot == "/run/ferry")
+        #expect(config.retention.keep?.description == "10,1d1w,1w1m,1m1y")
+        #expect(config.rotation.scrubAfter == "30d" && config.rotation.driveWarnPercent == 80)
     }
 }

@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import SystemPackage
 
 extension DriveDock {
     /// Brings `drive` up to date from the drives in `sources`, dataset by
@@ -78,5 +80,83 @@ extension DriveDock {
         }
         outcome.applied += 1
         return true
+    }
+}
+
+extension DriveDock {
+    /// Before `leaving` is exported: the store let go of streams that a
+    /// drive away can get from `leaving`. Unless another drive that stays
+    /// in the dock can give them, they go back into the store, one `zfs
+    /// send -i` per snapshot from the away drive's newest (as recorded at its
+    /// eject) on, so that a returning drive never needs a stream the store
+    /// dropped. Returns what was stored.
+    func keepForAway(leaving: EnrolledDrive) async throws -> PacketCount {
+        let away = try registry.active().filter { $0.guid != leaving.guid && $0.place != .dock }
+        guard !away.isEmpty else { return PacketCount() }
+        let staying = try await StoreApplier.presentDrives(enrolled: try registry.active(), context: context)
+            .filter { $0.drive.guid != leaving.guid }
+        let store = try openStore()
+        var kept = PacketCount()
+        for newest in try await inventory.newestSnapshots(under: leaving.pool) {
+            let source = leaving.pool + "/" + newest.dataset
+            guard let dataset = try? DatasetName(newest.dataset), let chain = try await inventory.snapshots(of: source) else { continue }
+            var stayingChains: [[SnapshotInfo]] = []
+            for drive in staying { stayingChains.append(try await inventory.snapshots(of: drive.target(dataset)) ?? []) }
+            for drive in away {
+                let base = drive.datasets?.first { $0.dataset == newest.dataset }?.snapshot
+                guard let start = base.map({ name in chain.firstIndex { $0.name == name }.map { $0 + 1 } }) ?? 0 else { continue }
+                // A drive that stays and holds the base and the newest serves instead.
+                if stayingChains.contains(where: { held in
+                    held.contains { $0.guid == chain.last?.guid } && (base == nil || held.contains { $0.name == base })
+                }) {
+                    continue
+                }
+                for index in chain.indices where index >= start {
+                    let from = index > 0 ? chain[index - 1] : nil
+                    if let size = try await storeStream(
+                        Zfs.send(source, snapshot: chain[index].name, from: from?.name), dataset: dataset, leaving: leaving, into: store)
+                    {
+                        kept.packets += 1
+                        kept.bytes += size
+                    }
+                }
+            }
+        }
+        if kept.packets > 0 {
+            logger.info(
+                "kept \(kept.packets) stream(s) (\(humanSize(kept.bytes))) in the store for the drives away: \(leaving.pool) goes and no drive that stays holds them"
+            )
+        }
+        return kept
+    }
+
+    /// Writes `send`'s stream into the store, unless the store holds it
+    /// already; returns its size when it was stored.
+    private func storeStream(_ send: Command, dataset: DatasetName, leaving: EnrolledDrive, into store: StreamStore) async throws -> UInt64?
+    {
+        let temporary = "kept-" + UUID().uuidString
+        let file = try store.create(temporary)
+        defer { try? file.close() }
+        // The runner closes what it is given; the store needs the file after.
+        let result = try await context.runner.run(send, outputTo: try file.duplicate())
+        guard result.status.succeeded else {
+            store.discard(temporary)
+            throw DriveError(
+                .exportFailed(result.status), subject: leaving.pool,
+                problem:
+                    "could not keep a stream for the drives away (\(result.status)): \(result.errorTail(lines: 1)); nothing was exported")
+        }
+        let size = UInt64(try file.seek(offset: 0, from: .end))
+        let header = try StreamHeader(parsing: try store.prefix(ofPart: temporary, count: StreamHeader.recordSize))
+        let id = StoredStream.id(for: header)
+        guard !store.contains(id) else {
+            store.discard(temporary)
+            return nil
+        }
+        let stream = StoredStream(
+            id: id, sender: "drive \(leaving.pool)", dataset: dataset, header: header, bytes: size, received: context.clock.now().rfc3339,
+            applied: [leaving.guid])
+        try store.commit(stream, file: file, writtenAs: temporary)
+        return size
     }
 }

@@ -99,7 +99,8 @@ public struct DriveDock: Sendable {
         // one holds (the store let go of it) catches up from it.
         for other in others { _ = try await catchUpFromPresent(other, sources: [returning]) }
         outcome.add(
-            try await StoreApplier(context: context, store: try openStore()).applyPending(present: others + [returning], options: nil))
+            try await StoreApplier(context: context, store: try openStore()).applyPending(
+                present: [returning], options: nil, inDock: others + [returning]))
         await thinPresent(others + [returning])
         let newest = try await inventory.newestSnapshots(under: enrolled.pool)
         let capacity = try? await capacity(of: enrolled.pool)
@@ -173,6 +174,9 @@ public struct DriveDock: Sendable {
         public var drive: EnrolledDrive
         /// The streams it still lacks, which wait in the store for its return.
         public var behind: PacketCount
+        /// The streams put back into the store for the drives away, which
+        /// could have caught up from this one.
+        public var kept = PacketCount()
     }
 
     /// Waits up to `wait` for running work, exports the drive's pool and
@@ -213,8 +217,10 @@ public struct DriveDock: Sendable {
         var pulled: String?
         var capacity = drive.capacity
         var scrub = drive.scrub
+        var kept = PacketCount()
         if state.isUsable {
             scrub = try await settleScrub(drive, stop: stopScrub, wait: wait, say: onScrub)
+            kept = try await keepForAway(leaving: drive)
             datasets = try await inventory.newestSnapshots(under: pool)
             capacity = (try? await self.capacity(of: pool)) ?? capacity
             let result = try await context.runner.run(Zpool.export(pool: pool, force: false), input: nil)
@@ -241,7 +247,7 @@ public struct DriveDock: Sendable {
             drive.scrub = scrub
         }
         logger.info("drive \(pool) exported", metadata: ["guid": "\(drive.guid)", "datasets": "\(datasets.count)"])
-        return Eject(drive: saved, behind: try behind(saved))
+        return Eject(drive: saved, behind: try behind(saved), kept: kept)
     }
 
     // MARK: Retire

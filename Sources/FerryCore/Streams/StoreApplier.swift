@@ -50,8 +50,12 @@ public struct StoreApplier: Sendable {
     /// Applies every stored stream that fits a present drive's chain, until
     /// none does, then prunes the store.
     /// `present` and `options`, when the caller has them, save asking zfs again.
+    /// `inDock`: every drive in the dock, when streams go to only some of
+    /// them (`present`); what they hold need not stay in the store.
     @discardableResult
-    public func applyPending(present known: [PresentDrive]? = nil, options knownOptions: ReceiveOptions? = nil) async throws -> Outcome {
+    public func applyPending(
+        present known: [PresentDrive]? = nil, options knownOptions: ReceiveOptions? = nil, inDock: [PresentDrive]? = nil
+    ) async throws -> Outcome {
         let enrolled = try context.drives.active()
         let present = if let known { known } else { try await Self.presentDrives(enrolled: enrolled, context: context) }
         let options = if let knownOptions { knownOptions } else { await ReceiveOptions.probe(for: present, context: context) }
@@ -59,7 +63,7 @@ public struct StoreApplier: Sendable {
         for drive in present {
             outcome.add(try await catchUp(drive, options: options))
         }
-        try await prune(enrolled: enrolled, present: present)
+        try await prune(enrolled: enrolled, present: inDock ?? present)
         return outcome
     }
 

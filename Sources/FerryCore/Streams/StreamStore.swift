@@ -124,8 +124,10 @@ public final class StreamStore: @unchecked Sendable {
 
     /// Makes the stream `stream.id`, written to `file`, part of the store:
     /// the data reaches the disk before its description does.
-    public func commit(_ stream: StoredStream, file: FileDescriptor) throws {
-        let part = path + "/" + stream.id + ".zstream.part"
+    /// `writtenAs`: the name it was created under, when its ID was not
+    /// known before it was written.
+    public func commit(_ stream: StoredStream, file: FileDescriptor, writtenAs name: String? = nil) throws {
+        let part = path + "/" + (name ?? stream.id) + ".zstream.part"
         guard fsync(file.rawValue) == 0 else {
             throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot write \(part) to disk: \(String(cString: strerror(errno)))")
         }
@@ -133,6 +135,18 @@ public final class StreamStore: @unchecked Sendable {
             throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot rename \(part): \(String(cString: strerror(errno)))")
         }
         try save(stream)
+    }
+
+    /// The first `count` bytes of the stream being written as `id`.
+    public func prefix(ofPart id: String, count: Int) throws -> [UInt8] {
+        let name = path + "/" + id + ".zstream.part"
+        let fd = Glibc.open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ZFSError(.storeFile(Errno(rawValue: errno)), problem: "cannot open \(name): \(String(cString: strerror(errno)))")
+        }
+        let file = FileDescriptor(rawValue: fd)
+        defer { try? file.close() }
+        return try StreamPump.readPrefix(file, count: count)
     }
 
     /// Drops a stream file that will not be kept.
