@@ -22,6 +22,14 @@ extension ZFSWorld {
         return try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8)).warnings
     }
 
+    /// backupsvr's visit writes its record on the stick; the spooler's reads it.
+    func carryStateToSpooler(_ stick: LoopDevice) async throws {
+        for host in ["backupsvr", "spooler"] {
+            let visit = try await bed.ferry(host, "handle", stick.devnode)
+            try #require(visit.status == 0, "\(visit.error)")
+        }
+    }
+
     /// The drive `pool` in `ferry drive list --json`, once its scrub is no
     /// longer running (a scrub of a small pool takes a second or two).
     func scrubbed(_ pool: String) async throws -> EnrolledDrive {
@@ -133,7 +141,7 @@ struct DriveCareTests {
                 Command(
                     "/bin/sh", ["-c", "dd if=/dev/urandom of=\(filler)/fill bs=1M count=200 2>/dev/null; sync"], timeout: .seconds(120)),
                 input: nil)
-            try await world.write(String(repeating: "x", count: 4 << 20), to: "big")
+            try await world.write(String(repeating: "x", count: 8 << 20), to: "big")
             let s1 = try await world.sendRound(1)
             _ = try await world.trip(stick)
             #expect(try await world.rootSnapshots(on: world.drive) == [s1], "a full drive does not stop the other")
@@ -142,7 +150,7 @@ struct DriveCareTests {
             let here = try await world.statusWarnings("backupsvr")
             #expect(here.contains { $0.hasPrefix("drive \(full.pool) is ") && $0.contains("past drive-warn-percent 50") }, "\(here)")
             #expect(here.contains { $0.hasPrefix("the next stream for drive \(full.pool)") && $0.contains("will not fit") }, "\(here)")
-            _ = try await world.trip(stick)
+            try await world.carryStateToSpooler(stick)
             let there = try await world.statusWarnings("spooler")
             #expect(there.contains { $0.contains("drive \(full.pool) is ") && $0.contains("past drive-warn-percent 50") }, "\(there)")
             #expect(there.contains { $0.contains("the next stream for drive \(full.pool)") }, "\(there)")
@@ -170,7 +178,7 @@ struct DriveCareTests {
             #expect(again.status == 0, "\(again.error)")
             #expect(try await world.scrubbed(world.drive).scrub?.started == scrub.started, "scrubbed within scrub-after: not again")
 
-            _ = try await world.trip(stick)
+            try await world.carryStateToSpooler(stick)
             let status = try await bed.ferry("spooler", "status", "--json")
             let report = try JSONDecoder().decode(StatusReport.self, from: Data(status.output.utf8))
             #expect(report.peer?.visit.drives?.first?.scrub?.state == .completed, "\(status.output)")
@@ -215,7 +223,7 @@ struct DriveCareTests {
             #expect((drive.scrub?.errors ?? 0) > 0, "\(String(describing: drive.scrub))")
             let here = try await world.statusWarnings("backupsvr")
             #expect(here.contains { $0.contains("drive \(world.drive)'s scrub") && $0.contains("error(s)") }, "\(here)")
-            _ = try await world.trip(stick)
+            try await world.carryStateToSpooler(stick)
             let there = try await world.statusWarnings("spooler")
             #expect(there.contains { $0.contains("drive \(world.drive)'s scrub") }, "\(there)")
             _ = try? await bed.runner.run(Zpool.clear(pool: world.drive), input: nil)

@@ -37,7 +37,7 @@ public struct DriveThinner: Sendable {
     {
         var outcome = Outcome(pool: drive.pool)
         guard !policy.isEmpty else { return outcome }
-        let rows = try await ZFSInventory(runner: context.runner).properties(Self.properties, of: [drive.pool], recursive: true)
+        let rows = try await snapshotRows(of: drive.pool)
         let plan = Self.plan(
             rows: rows, pool: drive.pool, policy: policy, received: ReceivedDatasets(stateDir: context.config.stateDir).receivedGUIDs(),
             bases: bases, now: context.clock.now())
@@ -62,6 +62,19 @@ public struct DriveThinner: Sendable {
             }
         }
         return outcome
+    }
+
+    /// `zfs get -r` of `properties` on `pool`. A zfs without holds (no
+    /// `userrefs` property) is asked again without it: there, nothing is held.
+    func snapshotRows(of pool: String) async throws -> [PropertyRow] {
+        let result = try await context.runner.run(Zfs.get(Self.properties, of: [pool], recursive: true), input: nil)
+        if result.status.succeeded { return ZFSInventory.rows(result.output) }
+        guard String(decoding: result.standardError, as: UTF8.self).contains("userrefs") else {
+            throw ZFSError(.commandFailed(result.status), problem: "cannot list the snapshots of \(pool): \(result.errorTail(lines: 1))")
+        }
+        logger.debug("this zfs has no userrefs property, so no holds; listing the snapshots without it")
+        return try await ZFSInventory(runner: context.runner).properties(
+            Self.properties.filter { $0 != "userrefs" }, of: [pool], recursive: true)
     }
 
     /// The snapshots to destroy on `pool`, as (HOST/DATASET, snapshot), and
