@@ -88,3 +88,56 @@ struct StoreOrderTests {
         #expect(ReceivedDatasets(stateDir: context.config.stateDir).load().map(\.dataset) == ["laptop/tank/root", "laptop/tank/root/home"])
     }
 }
+
+/// What the store lets go of: a stream every drive holds, or one a drive
+/// away can get from a drive in the dock.
+@Suite("The stream store: what it keeps for the drives away")
+struct StoreKeepTests {
+    static let root = "backup-a/laptop/tank/root"
+
+    func world(awayBase: String?) throws -> (FakeWorld, FerryContext, StreamStore, EnrolledDrive, EnrolledDrive) {
+        let world = FakeWorld()
+        let context = world.context()
+        let a = EnrolledDrive(pool: "backup-a", guid: "1", enrolled: "2026-11-01T00:00:00Z", place: .dock)
+        var b = EnrolledDrive(pool: "backup-b", guid: "2", enrolled: "2026-11-01T00:00:00Z", place: .offsite)
+        b.datasets = awayBase.map { [DriveDataset(dataset: "laptop/tank/root", snapshot: $0, created: nil)] } ?? []
+        try context.drives.enroll(a)
+        try context.drives.enroll(b)
+        let store = try StreamStore(stateDir: context.config.stateDir)
+        try StoreOrderTests().store(store, "laptop/tank/root", to: 0x20, from: 0x10, received: "2026-11-01T00:00:01Z")
+        var stream = try #require(try store.streams().first)
+        stream.applied = [a.guid]
+        try store.save(stream)
+        // A holds s1 (0x10) and s2 (0x20).
+        world.runner.answer(StoreOrderTests.listSnapshots(Self.root), with: StoreOrderTests.snapshots(Self.root, [0x10, 0x20]))
+        return (world, context, store, a, b)
+    }
+
+    @Test("a drive away whose newest snapshot is on a drive in the dock, or that has none of the dataset, gets it from that drive")
+    func dropped() async throws {
+        for base in ["s1", nil] as [String?] {
+            let (world, context, store, a, b) = try world(awayBase: base)
+            #expect(try store.streams().count == 1)
+            try await StoreApplier(context: context, store: store).prune(enrolled: [a, b], present: [PresentDrive(drive: a)])
+            #expect(try store.streams().isEmpty, "base \(base ?? "none")")
+            withExtendedLifetime(world) {}
+        }
+    }
+
+    @Test(
+        "kept: when the away drive's newest is not on the drive in the dock, when no drive in the dock holds it, or when a lacking drive is here"
+    )
+    func kept() async throws {
+        let (world, context, store, a, b) = try world(awayBase: "s0")
+        defer { withExtendedLifetime(world) {} }
+        try await StoreApplier(context: context, store: store).prune(enrolled: [a, b], present: [PresentDrive(drive: a)])
+        #expect(try store.streams().count == 1)
+        try await StoreApplier(context: context, store: store).prune(enrolled: [a, b], present: [])
+        #expect(try store.streams().count == 1)
+        var here = b
+        here.place = .dock
+        try await StoreApplier(context: context, store: store).prune(
+            enrolled: [a, here], present: [PresentDrive(drive: a), PresentDrive(drive: here)])
+        #expect(try store.streams().count == 1)
+    }
+}
