@@ -84,6 +84,20 @@ struct DriveCareTests {
         #expect(ScrubStatus.parse(text) == expected)
     }
 
+    @Test("a scrub is due when none completed within scrub-after, or none ever did; not while one runs")
+    func scrubDue() {
+        let dock = DriveDock(context: FakeWorld().context())
+        let now = FixedClock().now()
+        func finished(daysAgo: Double, _ state: ScrubResult.State = .completed) -> ScrubResult {
+            ScrubResult(state: state, started: nil, finished: now.addingTimeInterval(-daysAgo * 86400).rfc3339)
+        }
+        #expect(dock.scrubDue(nil))
+        #expect(!dock.scrubDue(finished(daysAgo: 10)))
+        #expect(dock.scrubDue(finished(daysAgo: 31)))
+        #expect(dock.scrubDue(finished(daysAgo: 1, .stopped)), "a stopped scrub did not complete")
+        #expect(!dock.scrubDue(ScrubResult(state: .running, started: now.rfc3339)))
+    }
+
     @Test("a drive past drive-warn-percent and a scrub with errors are warnings")
     func warnings() {
         var drive = EnrolledDrive(pool: "a", guid: "1", enrolled: "2026-11-01T00:00:00Z", place: .dock, since: "2026-11-30T00:00:00Z")

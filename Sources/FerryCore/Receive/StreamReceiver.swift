@@ -126,7 +126,16 @@ public struct StreamReceiver: Sendable {
                 stream.applied.append(drive.drive.guid)
             case .ready:
                 let target = drive.target(dataset)
-                let preparation = try await applier.prepare(target, for: header, pool: drive.pool)
+                let preparation: DriveApplier.Preparation
+                do {
+                    preparation = try await applier.prepare(target, for: header, pool: drive.pool)
+                } catch {
+                    // A full drive cannot even take the datasets above the
+                    // target: the stream waits in the store for it, and the
+                    // other drives still get it.
+                    logger.error("the stream cannot go onto \(drive.pool) now: \(error); it waits in the store", metadata: meta)
+                    continue
+                }
                 let ends = try makePipe()
                 let command = applier.receiveCommand(target)
                 let runner = context.runner

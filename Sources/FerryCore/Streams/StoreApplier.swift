@@ -92,8 +92,18 @@ public struct StoreApplier: Sendable {
                     progress = true
                 case .ready:
                     let target = drive.target(stream.dataset)
-                    let preparation = try await applier.prepare(
-                        target, for: stream.header, pool: drive.pool, cleanSince: received.contains(target))
+                    let preparation: DriveApplier.Preparation
+                    do {
+                        preparation = try await applier.prepare(
+                            target, for: stream.header, pool: drive.pool, cleanSince: received.contains(target))
+                    } catch {
+                        let line = "\(target)@\(printable(stream.header.snapshot)) cannot be received now: \(error)"
+                        logger.error("\(line); the stream stays in the store", metadata: meta)
+                        outcome.failures.append(line)
+                        failed.insert(stream.id)
+                        progress = true
+                        break
+                    }
                     let result = try await context.runner.run(applier.receiveCommand(target), inputFrom: try store.open(stream.id))
                     try await applier.finish(target, preparation: preparation, received: result.status.succeeded)
                     guard result.status.succeeded else {
