@@ -154,12 +154,16 @@ public struct DemoStory: Sendable {
         try await round.send()
         try await round.trip()
         try await tellDrives(
-            backupsvr, "   Drive A took the stream at the toss; B, offsite, lacks it, so it waits in backupsvr's stream store:")
+            backupsvr,
+            "   Drive A took the stream at the toss. B, offsite, lacks it, but can catch up from A, so the stream store keeps nothing:")
 
         say("\n9. The admin rotates: ferry drive eject \(drives[0]).")
         let ejectA = try await DriveDock(context: backupsvr).eject(drives[0], wait: .seconds(60))
         say(
             "   Exported with \((ejectA.drive.datasets ?? []).map { "\($0.dataset)@\($0.snapshot)" }.joined(separator: ", ")); safe to remove. Drive A goes offsite."
+        )
+        say(
+            "   B could have caught up from A, so before the export ferry put \(ejectA.kept.packets) stream(s) (\(humanSize(ejectA.kept.bytes))) back into the store for B."
         )
 
         say("\n10. Round two, with no drive in the dock.")
