@@ -114,3 +114,56 @@ struct DriveCareTests {
             ])
     }
 }
+
+@Suite("Catch-up from a drive in the dock, with zfs faked")
+struct DriveCatchUpTests {
+    static let source = "backup-a/laptop/tank/root"
+    static let target = "backup-b/laptop/tank/root"
+
+    @Test("a drive one dataset behind takes one zfs send -I from its newest to the source's newest, then is made read-only")
+    func incremental() async throws {
+        let world = FakeWorld()
+        let context = world.context()
+        let runner = world.runner
+        let a = PresentDrive(drive: EnrolledDrive(pool: "backup-a", guid: "1", enrolled: "2026-11-01T00:00:00Z", place: .dock))
+        let b = PresentDrive(drive: EnrolledDrive(pool: "backup-b", guid: "2", enrolled: "2026-11-01T00:00:00Z", place: .dock))
+        runner.answer(
+            Zfs.get(["createtxg", "creation"], of: ["backup-a"], recursive: true),
+            with: .output("\(Self.source)@s3\tcreatetxg\t30\t-\n"))
+        runner.answer(StoreOrderTests.listSnapshots(Self.source), with: StoreOrderTests.snapshots(Self.source, [0x10, 0x20, 0x30]))
+        runner.answer(StoreOrderTests.listSnapshots(Self.target), with: StoreOrderTests.snapshots(Self.target, [0x10]))
+        runner.answer(
+            Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: .output(""))
+        let send = Zfs.sendRange(Self.source, from: "s1", to: "s3")
+        let receive = Zfs.receive(into: Self.target, options: context.config.receive.zfsReceiveOptions)
+        runner.answer(send, with: .output(""))
+        runner.answer(receive, with: .output(""))
+        runner.answer(Zfs.get(["readonly", "canmount"], of: [Self.target]), with: .output(""))
+        runner.answer(Zfs.set("readonly", "on", on: Self.target), with: .output(""))
+        runner.answer(Zfs.set("canmount", "noauto", on: Self.target), with: .output(""))
+
+        let outcome = try await DriveDock(context: context).catchUpFromPresent(b, sources: [a])
+        #expect(outcome == StoreApplier.Outcome(applied: 1, failures: []))
+        #expect(runner.calls.filter { $0.arguments.first == "send" || $0.arguments == receive.arguments } == [send, receive])
+        #expect(runner.calls.suffix(2) == [Zfs.set("readonly", "on", on: Self.target), Zfs.set("canmount", "noauto", on: Self.target)])
+    }
+
+    @Test("a source that no longer holds the drive's newest snapshot is passed over: the store is tried instead")
+    func baseGone() async throws {
+        let world = FakeWorld()
+        let context = world.context()
+        let runner = world.runner
+        let a = PresentDrive(drive: EnrolledDrive(pool: "backup-a", guid: "1", enrolled: "2026-11-01T00:00:00Z", place: .dock))
+        let b = PresentDrive(drive: EnrolledDrive(pool: "backup-b", guid: "2", enrolled: "2026-11-01T00:00:00Z", place: .dock))
+        runner.answer(
+            Zfs.get(["createtxg", "creation"], of: ["backup-a"], recursive: true),
+            with: .output("\(Self.source)@s3\tcreatetxg\t30\t-\n"))
+        runner.answer(StoreOrderTests.listSnapshots(Self.source), with: StoreOrderTests.snapshots(Self.source, [0x20, 0x30]))
+        runner.answer(StoreOrderTests.listSnapshots(Self.target), with: StoreOrderTests.snapshots(Self.target, [0x10]))
+        runner.answer(
+            Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: .output(""))
+        let outcome = try await DriveDock(context: context).catchUpFromPresent(b, sources: [a])
+        #expect(outcome == StoreApplier.Outcome())
+        #expect(!runner.calls.contains { $0.arguments.first == "send" })
+    }
+}
