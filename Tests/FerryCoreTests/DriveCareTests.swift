@@ -120,20 +120,26 @@ struct DriveCatchUpTests {
     static let source = "backup-a/laptop/tank/root"
     static let target = "backup-b/laptop/tank/root"
 
-    @Test("a drive one dataset behind takes one zfs send -I from its newest to the source's newest, then is made read-only")
-    func incremental() async throws {
+    /// Drive B holds s1 of the root; drive A holds the snapshots `source`,
+    /// the last of them named s3.
+    static func world(source: [UInt64]) -> (FakeWorld, FerryContext, PresentDrive, PresentDrive) {
         let world = FakeWorld()
         let context = world.context()
-        let runner = world.runner
         let a = PresentDrive(drive: EnrolledDrive(pool: "backup-a", guid: "1", enrolled: "2026-11-01T00:00:00Z", place: .dock))
         let b = PresentDrive(drive: EnrolledDrive(pool: "backup-b", guid: "2", enrolled: "2026-11-01T00:00:00Z", place: .dock))
-        runner.answer(
-            Zfs.get(["createtxg", "creation"], of: ["backup-a"], recursive: true),
-            with: .output("\(Self.source)@s3\tcreatetxg\t30\t-\n"))
-        runner.answer(StoreOrderTests.listSnapshots(Self.source), with: StoreOrderTests.snapshots(Self.source, [0x10, 0x20, 0x30]))
-        runner.answer(StoreOrderTests.listSnapshots(Self.target), with: StoreOrderTests.snapshots(Self.target, [0x10]))
-        runner.answer(
+        world.runner.answer(
+            Zfs.get(["createtxg", "creation"], of: ["backup-a"], recursive: true), with: .output("\(Self.source)@s3\tcreatetxg\t30\t-\n"))
+        world.runner.answer(StoreOrderTests.listSnapshots(Self.source), with: StoreOrderTests.snapshots(Self.source, source))
+        world.runner.answer(StoreOrderTests.listSnapshots(Self.target), with: StoreOrderTests.snapshots(Self.target, [0x10]))
+        world.runner.answer(
             Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: .output(""))
+        return (world, context, a, b)
+    }
+
+    @Test("a drive one dataset behind takes one zfs send -I from its newest to the source's newest, then is made read-only")
+    func incremental() async throws {
+        let (world, context, a, b) = Self.world(source: [0x10, 0x20, 0x30])
+        let runner = world.runner
         let send = Zfs.sendRange(Self.source, from: "s1", to: "s3")
         let receive = Zfs.receive(into: Self.target, options: context.config.receive.zfsReceiveOptions)
         runner.answer(send, with: .output(""))
@@ -150,18 +156,8 @@ struct DriveCatchUpTests {
 
     @Test("a source that no longer holds the drive's newest snapshot is passed over: the store is tried instead")
     func baseGone() async throws {
-        let world = FakeWorld()
-        let context = world.context()
+        let (world, context, a, b) = Self.world(source: [0x20, 0x30])
         let runner = world.runner
-        let a = PresentDrive(drive: EnrolledDrive(pool: "backup-a", guid: "1", enrolled: "2026-11-01T00:00:00Z", place: .dock))
-        let b = PresentDrive(drive: EnrolledDrive(pool: "backup-b", guid: "2", enrolled: "2026-11-01T00:00:00Z", place: .dock))
-        runner.answer(
-            Zfs.get(["createtxg", "creation"], of: ["backup-a"], recursive: true),
-            with: .output("\(Self.source)@s3\tcreatetxg\t30\t-\n"))
-        runner.answer(StoreOrderTests.listSnapshots(Self.source), with: StoreOrderTests.snapshots(Self.source, [0x20, 0x30]))
-        runner.answer(StoreOrderTests.listSnapshots(Self.target), with: StoreOrderTests.snapshots(Self.target, [0x10]))
-        runner.answer(
-            Zfs.probeReceive(options: context.config.receive.zfsReceiveOptions, target: "backup-b/ferry-probe"), with: .output(""))
         let outcome = try await DriveDock(context: context).catchUpFromPresent(b, sources: [a])
         #expect(outcome == StoreApplier.Outcome())
         #expect(!runner.calls.contains { $0.arguments.first == "send" })
