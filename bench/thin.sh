@@ -13,7 +13,7 @@
 # scripts/with-zfs-fuse). Not a test: nothing fails on a slow machine.
 #
 #   DATASETS=20 SNAPS=50 BEHIND=20 STEP_MIB=4 ROUNDS=3 scripts/with-zfs-fuse bench/thin.sh
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 DATASETS=${DATASETS:-20}
@@ -34,6 +34,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "failed at line $LINENO; ferry.log ends:" >&2; tail -5 "$work/ferry.log" >&2 2>/dev/null' ERR
 declare -A device
 make_pool() {  # make_pool NAME MIB [loop]
     truncate -s "$2"M "$work/$1.img"
@@ -60,7 +61,8 @@ for line in sys.stdin:
 json.dump(seen, open(path, "w"))' "$1" "$work/state/received-snapshots.json"
 }
 
-# 1. Thinning.
+# 1. Thinning (THIN=0 skips it).
+if [ "${THIN:-1}" = 1 ]; then
 make_pool "$thin" 512
 "$FERRY" drive enroll --config "$work/ferry.toml" "$thin" >/dev/null
 cp "$work/ferry.toml" "$work/ferry-plain.toml"
@@ -92,8 +94,15 @@ run_thin_ferry() {
 for round in $(seq "$ROUNDS"); do
     if [ $((round % 2)) -eq 1 ]; then run_thin_hand; run_thin_ferry; else run_thin_ferry; run_thin_hand; fi
 done
-zpool destroy -f "$thin"
+th=$(median < "$work/t.thin.hand"); tf=$(median < "$work/t.thin.ferry")
+echo "thinning: $((DATASETS * SNAPS)) snapshots of $DATASETS datasets to \"10,1d1w,1w1m,1m1y\" ($destroys destroyed), $ROUNDS rounds, medians"
+printf "by hand (zfs destroy of each from the list):  %6.2f s\n" "$th"
+printf "ferry drive thin POOL:                        %6.2f s  ratio to by hand %.2f\n" "$tf" "$(echo "$tf / $th" | bc -l)"
+# The thinned pool stays imported until the end (cleanup destroys it):
+# zfs-fuse may call it busy for a while after its datasets went.
+zfs destroy -r "$thin/laptop"
 rm -rf "$work/state"; cp "$work/ferry-plain.toml" "$work/ferry.toml"
+fi
 
 # 2. Catch-up from a present drive against from the store.
 image=$(( (BEHIND + 1) * STEP_MIB * 3 + 256 ))
@@ -118,20 +127,27 @@ guid_a=$(zpool list -H -o guid "$a")
 "$FERRY" drive eject --config "$work/ferry.toml" "$a" >/dev/null
 for i in $(seq "$BEHIND"); do receive "$i"; done
 [ "$(ls "$work/state/streams" | grep -c zstream)" -eq "$BEHIND" ] || { echo "the store did not keep every stream" >&2; exit 1; }
-cp -a "$work/state" "$work/state.store"
+# ferry imports under state-dir/altroot (zfs-fuse has no import -N): the
+# saved states leave that out, and a restore leaves it alone.
+save_state() { mkdir -p "$work/state.$1"; (cd "$work/state" && find . -mindepth 1 -maxdepth 1 ! -name altroot -exec cp -a {} "$work/state.$1/" \;); }
+restore_state() {
+    find "$work/state" -mindepth 1 -maxdepth 1 ! -name altroot -exec rm -rf {} +
+    (cd "$work/state.$1" && find . -mindepth 1 -maxdepth 1 -exec cp -a {} "$work/state/" \;)
+}
+save_state store
 # From A: A back in the dock takes them, and the store lets go.
 "$FERRY" handle --config "$work/ferry.toml" "${device[$a]}" 2>>"$work/ferry.log"
 zpool scrub -s "$a" 2>/dev/null || true
 [ "$(ls "$work/state/streams" | grep -c zstream || true)" -eq 0 ] || { echo "the store kept what A holds" >&2; exit 1; }
-cp -a "$work/state" "$work/state.drive"
+save_state drive
 plug_b() {  # plug_b STATE: ferry handle B, timed into t.STATE
-    rm -rf "$work/state"; cp -a "$work/state.$1" "$work/state"
+    restore_state "$1"
     fresh; local t0; t0=$(now)
     "$FERRY" handle --config "$work/ferry.toml" "${device[$b]}" 2>>"$work/ferry.log"
     echo "$(now) - $t0" | bc >> "$work/t.$1"
     zpool scrub -s "$b" 2>/dev/null || true
     [ "$(zfs list -H -o name -t snapshot -r "$b/laptop/x" | wc -l)" -eq $((BEHIND + 1)) ] || { echo "$1: B did not catch up" >&2; exit 1; }
-    for i in $(seq "$BEHIND"); do zfs destroy "$b/laptop/x@s$i"; done
+    zfs rollback -r "$b/laptop/x@s0"  # back to s0, content and all
     zpool export "$b"
 }
 from_store() { zpool export "$a"; plug_b store; zpool import -d /dev -R "$work/altroot-$a" "$guid_a"; }
@@ -139,10 +155,6 @@ for round in $(seq "$ROUNDS"); do
     if [ $((round % 2)) -eq 1 ]; then plug_b drive; from_store; else from_store; plug_b drive; fi
 done
 
-th=$(median < "$work/t.thin.hand"); tf=$(median < "$work/t.thin.ferry")
-echo "thinning: $((DATASETS * SNAPS)) snapshots of $DATASETS datasets to \"10,1d1w,1w1m,1m1y\" ($destroys destroyed), $ROUNDS rounds, medians"
-printf "by hand (zfs destroy of each from the list):  %6.2f s\n" "$th"
-printf "ferry drive thin POOL:                        %6.2f s  ratio to by hand %.2f\n" "$tf" "$(echo "$tf / $th" | bc -l)"
 mib=$(echo "$bytes / 1048576" | bc -l)
 ts=$(median < "$work/t.store"); td=$(median < "$work/t.drive")
 echo "catch-up: a drive $BEHIND snapshots ($(printf %.0f "$mib") MiB) behind, ferry handle DEVNODE, $ROUNDS rounds, medians"
