@@ -28,7 +28,12 @@ pools=(); loops=()
 cleanup() {
     for pool in "${pools[@]}"; do
         zpool list "$pool" >/dev/null 2>&1 || continue
-        zpool destroy -f "$pool" || echo "could not destroy $pool" >&2
+        # zfs-fuse may call a pool busy for a moment after ferry's imports.
+        for attempt in 1 2 3 4 5 6 7 8 9 10; do
+            zpool destroy -f "$pool" 2>/dev/null && break
+            [ "$attempt" -lt 10 ] || echo "could not destroy $pool" >&2
+            sleep 1
+        done
     done
     for loop in "${loops[@]}"; do losetup -d "$loop" || echo "could not detach $loop" >&2; done
     rm -rf "$work"
