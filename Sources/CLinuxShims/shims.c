@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include "CLinuxShims.h"
 
 int ferry_syncfs(int fd) { return syncfs(fd); }
@@ -12,3 +14,8 @@ int ferry_start_writeback(int fd, long long offset, long long length) {
 }
 
 int ferry_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int ferry_set_block_readonly(int fd, int readOnly) {
+    int value = readOnly ? 1 : 0;
+    return ioctl(fd, BLKROSET, &value);
+}

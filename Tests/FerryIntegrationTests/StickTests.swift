@@ -158,6 +158,28 @@ struct StickTests {
         }
     }
 
+    @Test("an unknown ext4 stick whose journal needs recovery is refused, and not one byte of its image changes")
+    func needsRecoveryLeftAlone() async throws {
+        try await TestBed.with { bed in
+            let stick = try await bed.stick("dirty")
+            // One committed journal transaction and the needs_recovery flag:
+            // what a stick pulled while mounted carries. Any mount that
+            // replays the journal writes the medium.
+            let script = "\(bed.directory)/journal-transaction"
+            try "jo\njw -b 100 /dev/zero\njc\n".write(toFile: script, atomically: true, encoding: .utf8)
+            try await bed.sh("/usr/sbin/debugfs", "-w", "-f", script, stick.devnode)
+            let header = try await bed.sh("/usr/sbin/dumpe2fs", "-h", stick.devnode)
+            #expect(header.output.contains("needs_recovery"), "\(header.output)")
+            let before = try await bed.sh("/usr/bin/sha256sum", stick.image).output
+            let handle = try await bed.ferry("backupsvr", "handle", stick.devnode)
+            #expect(handle.status == 2, "\(handle.error)")
+            #expect(handle.error.contains("is not ours and was left alone"), "\(handle.error)")
+            let identify = try await bed.ferry("spooler", "identify", stick.devnode)
+            #expect(identify.output.contains("verdict     unknown"), "\(identify.output) \(identify.error)")
+            #expect(try await bed.sh("/usr/bin/sha256sum", stick.image).output == before, "the look at the stick wrote it")
+        }
+    }
+
     @Test("a device node that does not exist, or a directory, is a clear failure with exit 1")
     func badDevnode() async throws {
         try await TestBed.with { bed in

@@ -17,4 +17,9 @@ int ferry_start_writeback(int fd, long long offset, long long length);
 /// fcntl(2) F_SETPIPE_SZ: asks for a pipe buffer of `size` bytes.
 int ferry_set_pipe_size(int fd, int size);
 
+/// ioctl(2) BLKROSET: sets or clears the kernel's read-only flag of the
+/// block device open at `fd`, which no filesystem (nor journal replay)
+/// gets past. Swift cannot import the BLKROSET macro itself.
+int ferry_set_block_readonly(int fd, int readOnly);
+
 #endif

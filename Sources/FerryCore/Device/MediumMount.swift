@@ -49,5 +49,12 @@ public func withMountedMedium<T>(
         try context.mounter.unmount(target, lazy: true)
     }
     rmdir(target)
+    if readOnly {
+        do {
+            try context.mounter.allowWrites(device: device.devnode)
+        } catch {
+            context.logger.warning("the medium stays read-only until it is plugged in again", metadata: ["error": "\(error)"])
+        }
+    }
     return try outcome.get()
 }

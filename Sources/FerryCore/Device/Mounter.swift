@@ -19,6 +19,14 @@ public protocol Mounter: Sendable {
     func unmount(_ target: String, lazy: Bool) throws(MountError)
     /// Whether something is mounted on `target` now.
     func isMounted(_ target: String) -> Bool
+    /// Lets `device` be written again once a read-only look at it is
+    /// unmounted: the flag is the look's, and must not outlive it (a loop
+    /// device keeps it for its next image; mkfs would fail on the stick).
+    func allowWrites(device: String) throws(MountError)
+}
+
+extension Mounter {
+    public func allowWrites(device: String) throws(MountError) {}
 }
 
 public struct MountError: FerryError {
@@ -36,10 +44,20 @@ public struct LinuxMounter: Mounter {
     /// runs, nothing is a device, and no symlink on it is followed.
     static let safeFlags: UInt = UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | UInt(MS_NOSYMFOLLOW)
 
+    /// The filesystems whose journal a mount replays unless told `noload`.
+    static let journalled: Set<String> = ["ext3", "ext4"]
+
     public init() {}
 
+    /// A read-only mount is a look before anything is trusted: the device
+    /// is set read-only first, and ext3/ext4 are mounted with `noload`, so
+    /// no journal is replayed (the replay would write the medium, and the
+    /// view would hang on a journal ferry has not checked). A read-write
+    /// mount clears the device's flag, and replays the journal as it must.
     public func mount(device: String, on target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
         let flags = Self.safeFlags | (readOnly ? UInt(MS_RDONLY) : 0)
+        try DeviceWriteProtection.set(device, readOnly: readOnly)
+        let options = readOnly && Self.journalled.contains(type) ? (options.isEmpty ? "noload" : options + ",noload") : options
         do {
             try retryingEINTR {
                 options.isEmpty
@@ -65,6 +83,10 @@ public struct LinuxMounter: Mounter {
         } catch {
             throw MountError(operation: "unmounting", target: target, errno: error)
         }
+    }
+
+    public func allowWrites(device: String) throws(MountError) {
+        try DeviceWriteProtection.set(device, readOnly: false)
     }
 
     public func isMounted(_ target: String) -> Bool {

@@ -59,19 +59,28 @@ public struct Handler: Sendable {
             return decided
         }
 
-        // One mount: read-only until the identity verifies, then read-write
-        // for the exchange. A medium that fails is unmounted untouched.
+        // The look: the device read-only and no journal replayed, so a
+        // medium that fails is unmounted with not one byte changed.
         let nncp = try await nncpLoad.value
         let visit = StickVisit(context: context, nncp: nncp)
-        let (recognition, report) = try await withMountedMedium(device, readOnly: true, context: context) { root in
-            let recognition = try recognizer.check(root: root, device: device, nncp: nncp)
-            guard recognition.verdict == .stick, let identity = recognition.identity else {
-                throw NotOursError(recognition: recognition)
+        let recognition = try await withMountedMedium(device, readOnly: true, context: context) { root in
+            try recognizer.check(root: root, device: device, nncp: nncp)
+        }
+        guard recognition.verdict == .stick, let identity = recognition.identity else {
+            throw NotOursError(recognition: recognition)
+        }
+        logger.info("known stick", metadata: ["device": "\(devnode)", "uuid": "\(identity.uuid)", "why": "\(recognition.reason)"])
+        // Verified: mounted again read-write, where ext4 replays its journal.
+        // A remount would keep `noload` and write with no journal at all. The
+        // replay can change what the look saw, so the identity is checked
+        // again on what the exchange will use.
+        let report = try await withMountedMedium(device, readOnly: false, context: context) { root in
+            let again = try recognizer.check(root: root, device: device, nncp: nncp)
+            guard again.verdict == .stick, let current = again.identity, current == identity else {
+                throw NotOursError(recognition: again)
             }
-            logger.info("known stick", metadata: ["device": "\(devnode)", "uuid": "\(identity.uuid)", "why": "\(recognition.reason)"])
-            try context.mounter.remount(root.realPath, readOnly: false)
             let filesystem = StickFilesystem(type: device.filesystem.type ?? "")
-            return (recognition, try await visit.exchange(root: root, identity: identity, filesystem: filesystem))
+            return try await visit.exchange(root: root, identity: identity, filesystem: filesystem)
         }
         // A SIGTERM that came during the last steps (sync, unmount) means
         // the stick was pulled, or ferry stopped, before it was done.

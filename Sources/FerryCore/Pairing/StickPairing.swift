@@ -40,7 +40,7 @@ public struct StickPairing: Sendable {
         let device = try context.inspector.inspect(devnode: devnode)
         let lock = try await HostLock.acquire(.spool, stateDir: context.config.stateDir, logger: context.logger)
         defer { withExtendedLifetime(lock) {} }
-        return try await withMountedMedium(device, readOnly: true, context: context) { root in
+        let (outcome, identity) = try await withMountedMedium(device, readOnly: true, context: context) { root in
             let identity = try MediumRecognizer.readIdentity(root: root)
             let ferry = try root.subdirectory(StickIdentity.directory)
             let found = try StickCards.read(in: ferry)
@@ -65,13 +65,21 @@ public struct StickPairing: Sendable {
                 added.append(plan.card.name)
             }
             let answering = identity.enroller != nncp.selfID
-            if answering {
-                try context.mounter.remount(root.realPath, readOnly: false)
-                try StickCards.writeAnswer(try pairing.ownCard(), in: try root.subdirectory(StickIdentity.directory))
-                try root.syncFilesystem()
-            }
-            return StickPairingOutcome(vouching: vouching, plans: plans, added: added, leftOwnCard: answering)
+            return (StickPairingOutcome(vouching: vouching, plans: plans, added: added, leftOwnCard: answering), identity)
         }
+        guard outcome.leftOwnCard else { return outcome }
+        // The answer is written on a mount of its own, read-write: a remount
+        // of the look would keep ext4's `noload` and write with no journal.
+        // The identity must still be the one the fingerprint was accepted for.
+        try await withMountedMedium(device, readOnly: false, context: context) { root in
+            guard try MediumRecognizer.readIdentity(root: root) == identity else {
+                throw PairingError(
+                    "the identity on \(printable(devnode)) changed after the first look; nothing written", exitStatus: .notOurs)
+            }
+            try StickCards.writeAnswer(try pairing.ownCard(), in: try root.subdirectory(StickIdentity.directory))
+            try root.syncFilesystem()
+        }
+        return outcome
     }
 
     /// The card to accept, and what taking it (and those it vouches for) does.
