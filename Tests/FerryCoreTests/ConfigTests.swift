@@ -75,6 +75,33 @@ struct ConfigTests {
     }
 
     @Test(
+        "a duration or size too large to count is one error line naming the file and the key, never an overflow trap",
+        arguments: [
+            ("[rotation]\nrotate-after = \"999999999999999d\"\n", "key \"rotation.rotate-after\" is \"999999999999999d\""),
+            ("[rotation]\nrotate-after = \"9223372036854775807h\"\n", "key \"rotation.rotate-after\""),
+            ("[status]\nvisit-warn-after = \"999999999999999999m\"\n", "key \"status.visit-warn-after\""),
+            ("[status]\ndataset-warn-after = \"99999999999999999999s\"\n", "key \"status.dataset-warn-after\""),
+            ("[exchange]\ncommand-timeout = \"106751991167301d\"\n", "key \"exchange.command-timeout\""),
+            ("[exchange]\nreserve-mib = 9223372036854775807\n", "key \"exchange.reserve-mib\" is 9223372036854775807, too large"),
+        ])
+    func overflowingNumbers(table: String, message: String) {
+        #expect {
+            _ = try FerryConfig.parse("role = \"backupsvr\"\npeer = \"s\"\n" + table, path: path)
+        } throws: { error in
+            let description = "\(error)"
+            return error is ConfigError && description.hasPrefix("/etc/ferry/ferry.toml: ") && description.contains(message)
+                && !description.contains("\n")
+        }
+    }
+
+    @Test("the largest duration that fits is taken, checked to the second")
+    func largestDuration() {
+        #expect(parseDuration("\(Int.max / 86400)d") == .seconds((Int.max / 86400) * 86400))
+        #expect(parseDuration("\(Int.max / 86400 + 1)d") == nil)
+        #expect(parseDuration("\(Int.max)s") == .seconds(Int.max))
+    }
+
+    @Test(
         "a bad config gives one line naming the file and the key",
         arguments: [
             ("role = \"spooler\"\npeer = \"b\"\nrol = \"x\"\n", "/etc/ferry/ferry.toml: key \"rol\" is not a known setting"),

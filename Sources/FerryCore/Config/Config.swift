@@ -221,7 +221,12 @@ public struct FerryConfig: Sendable, Equatable {
         if let exchange = try reader.table("exchange") {
             try exchange.allowOnly(["command-timeout", "reserve-mib"])
             config.exchange.commandTimeout = try exchange.duration("command-timeout") ?? config.exchange.commandTimeout
-            if let reserve = try exchange.integer("reserve-mib") { config.exchange.reserveBytes = UInt64(reserve) << 20 }
+            if let reserve = try exchange.integer("reserve-mib") {
+                guard let bytes = mebibytesInBytes(reserve) else {
+                    throw ConfigError(path: path, key: "exchange.reserve-mib", problem: "is \(reserve), too large to count in bytes")
+                }
+                config.exchange.reserveBytes = bytes
+            }
         }
         if let status = try reader.table("status") {
             try status.allowOnly(["visit-warn-after", "dataset-warn-after"])
@@ -305,19 +310,27 @@ public struct FerryConfig: Sendable, Equatable {
     }
 }
 
-/// Parses "90s", "30m", "6h", "14d" or "2w"; nil for anything else.
+/// Parses "90s", "30m", "6h", "14d" or "2w"; nil for anything else, and
+/// for a number of seconds too large to count (checked: a config never traps).
 public func parseDuration(_ text: String) -> Duration? {
     guard let unit = text.last, let number = Int(text.dropLast()), number > 0 else { return nil }
-    let seconds: Int
+    let unitSeconds: Int
     switch unit {
-    case "s": seconds = number
-    case "m": seconds = number * 60
-    case "h": seconds = number * 3600
-    case "d": seconds = number * 86400
-    case "w": seconds = number * 7 * 86400
+    case "s": unitSeconds = 1
+    case "m": unitSeconds = 60
+    case "h": unitSeconds = 3600
+    case "d": unitSeconds = 86400
+    case "w": unitSeconds = 7 * 86400
     default: return nil
     }
-    return .seconds(seconds)
+    let (seconds, overflow) = number.multipliedReportingOverflow(by: unitSeconds)
+    return overflow ? nil : .seconds(seconds)
+}
+
+/// `mebibytes` in bytes; nil when that does not fit in 64 bits.
+func mebibytesInBytes(_ mebibytes: Int) -> UInt64? {
+    guard mebibytes >= 0, UInt64(mebibytes) <= UInt64.max >> 20 else { return nil }
+    return UInt64(mebibytes) << 20
 }
 
 /// Parses "64MiB", "1GiB", "2TiB" or "512KiB" into bytes; nil for anything
@@ -368,7 +381,8 @@ private struct TableReader {
     func duration(_ key: String) throws(ConfigError) -> Duration? {
         guard let text = try string(key) else { return nil }
         guard let duration = parseDuration(text) else {
-            throw fail(key, "is \"\(printable(text))\"; write a number and a unit, such as 90s, 30m, 6h or 14d")
+            throw fail(
+                key, "is \"\(printable(text))\"; write a number (at most \(Int.max / 86400)d) and a unit, such as 90s, 30m, 6h or 14d")
         }
         return duration
     }
