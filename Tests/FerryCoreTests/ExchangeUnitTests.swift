@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 import Testing
 
 @testable import FerryCore
@@ -102,6 +103,24 @@ struct StickTreeTests {
         let queued = try Spool(path: scratch.path + "/spool").queued(for: peer)
         #expect(queued.map(\.nice) == [96])
         #expect(queued.map(\.name) == [packet])
+    }
+
+    @Test("a tx directory that cannot be listed fails with its path and errno, never an empty queue")
+    func unlistableQueue() throws {
+        // Not a directory: an error that root meets as anyone does.
+        scratch.write("spool/\(peer)/tx", "not a directory")
+        #expect { try Spool(path: scratch.path + "/spool").queued(for: peer) } throws: {
+            ($0 as? SpoolError)?.code == .unreadable(.notDirectory)
+                && "\($0)" == "NNCP spool \(scratch.path)/spool/\(peer)/tx cannot be listed: \(Errno.notDirectory)"
+        }
+        // Permission denied, which root never gets from the kernel.
+        var denied = Spool(path: scratch.path + "/spool")
+        denied.listDirectory = { _ throws(Errno) in throw .permissionDenied }
+        #expect { try denied.queued(for: peer) } throws: {
+            ($0 as? SpoolError)?.code == .unreadable(.permissionDenied) && "\($0)".contains("/spool/\(peer)/tx cannot be listed: ")
+        }
+        // Nothing ever queued for the node: no tx directory, an empty queue.
+        #expect(try Spool(path: scratch.path + "/spool").queued(for: "other") == [])
     }
 
     @Test("a missing spool is made; an unknown nncp-user is named")

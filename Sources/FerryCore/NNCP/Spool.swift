@@ -49,9 +49,27 @@ public struct SpoolError: FerryError {
 /// spool is there and owned by the user NNCP runs as.
 public struct Spool: Sendable {
     public var path: String
+    /// Lists a directory's names; the test seam for errors root never gets.
+    var listDirectory: @Sendable (String) throws(Errno) -> [String] = Spool.names(in:)
 
     public init(path: String) {
         self.path = path
+    }
+
+    /// The names in `directory`, but `.` and `..`, with the errno of a failure.
+    static func names(in directory: String) throws(Errno) -> [String] {
+        guard let stream = opendir(directory) else { throw Errno(rawValue: errno) }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(stream) else {
+                if errno != 0 { throw Errno(rawValue: errno) }
+                return names
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
     }
 
     /// Packet names are base32 hashes: 52 characters of A-Z and 2-7.
@@ -64,7 +82,15 @@ public struct Spool: Sendable {
     /// cold disk; without `readingNiceness` every packet is given the lowest.
     public func queued(for node: String, readingNiceness: Bool = true) throws -> [QueuedPacket] {
         let directory = "\(path)/\(node)/tx"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        let names: [String]
+        do {
+            names = try listDirectory(directory)
+        } catch .noSuchFileOrDirectory {
+            return []  // nothing was ever queued for the node
+        } catch {
+            // An empty list here would tell the visit that nothing waits.
+            throw SpoolError(.unreadable(error), path: directory, problem: "cannot be listed: \(error)")
+        }
         var packets: [QueuedPacket] = []
         for name in names where Self.isPacketName(name) {
             var info = stat()
