@@ -27,6 +27,23 @@ struct SafeDirectoryTests {
         #expect(try String(contentsOfFile: scratch.path + "/secret", encoding: .utf8) == "secret")
     }
 
+    @Test("a directory with 100,001 entries is refused, and the error says the limit is on entries")
+    func tooManyEntries() throws {
+        scratch.write("nncp/first", "")
+        let directory = scratch.path + "/nncp"
+        for index in 1...SafeDirectory.entryLimit {
+            let fd = open("\(directory)/\(index)", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            try #require(fd >= 0)
+            close(fd)
+        }
+        let root = try SafeDirectory(path: directory)
+        #expect { _ = try root.entries() } throws: { error in
+            let description = "\(error)"
+            return description == "\(directory) holds more than 100000 entries, the most ferry lists in one directory"
+                && !description.contains("bytes")
+        }
+    }
+
     @Test("a FIFO is refused at once rather than read")
     func fifo() throws {
         #expect(mkfifo(scratch.path + "/identity", 0o644) == 0)

@@ -12,6 +12,8 @@ public struct FileAccessError: FerryError {
         case notRegularFile
         case notDirectory
         case tooLarge(limit: Int)
+        /// A directory holding more names than ferry lists.
+        case tooManyEntries(limit: Int)
         case badName
         case system(Errno)
     }
@@ -24,6 +26,7 @@ public struct FileAccessError: FerryError {
         case .notRegularFile: "\(printable(path)) is not a regular file"
         case .notDirectory: "\(printable(path)) is not a directory"
         case .tooLarge(let limit): "\(printable(path)) is larger than \(limit) bytes"
+        case .tooManyEntries(let limit): "\(printable(path)) holds more than \(limit) entries, the most ferry lists in one directory"
         case .badName: "\(printable(path)) is not a plain file name"
         case .system(let errno): "\(printable(path)): \(errno)"
         }
@@ -221,7 +224,7 @@ extension SafeDirectory {
             if name == "." || name == ".." { continue }
             names.append(name)
             if names.count > Self.entryLimit {
-                throw FileAccessError(path: path, code: .tooLarge(limit: Self.entryLimit))
+                throw FileAccessError(path: path, code: .tooManyEntries(limit: Self.entryLimit))
             }
         }
         return names
