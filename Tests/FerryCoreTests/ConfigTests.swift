@@ -77,7 +77,10 @@ struct ConfigTests {
     @Test(
         "a duration or size too large to count is one error line naming the file and the key, never an overflow trap",
         arguments: [
-            ("[rotation]\nrotate-after = \"999999999999999d\"\n", "key \"rotation.rotate-after\" is \"999999999999999d\""),
+            (
+                "[rotation]\nrotate-after = \"999999999999999d\"\n",
+                "key \"rotation.rotate-after\" is \"999999999999999d\", too long to count; at most 106751991167300d"
+            ),
             ("[rotation]\nrotate-after = \"9223372036854775807h\"\n", "key \"rotation.rotate-after\""),
             ("[status]\nvisit-warn-after = \"999999999999999999m\"\n", "key \"status.visit-warn-after\""),
             ("[status]\ndataset-warn-after = \"99999999999999999999s\"\n", "key \"status.dataset-warn-after\""),

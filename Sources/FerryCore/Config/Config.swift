@@ -378,11 +378,22 @@ private struct TableReader {
         return text
     }
 
+    /// False for a number (not 0) and a unit that `parseDuration` refused:
+    /// its seconds do not fit in an Int.
+    static func isCountable(_ text: String) -> Bool {
+        guard let unit = text.last, "smhdw".contains(unit), !text.dropLast().isEmpty else { return true }
+        let digits = text.dropLast()
+        return !(digits.allSatisfy { $0.isASCII && $0.isNumber } && digits.contains { $0 != "0" })
+    }
+
     func duration(_ key: String) throws(ConfigError) -> Duration? {
         guard let text = try string(key) else { return nil }
         guard let duration = parseDuration(text) else {
             throw fail(
-                key, "is \"\(printable(text))\"; write a number (at most \(Int.max / 86400)d) and a unit, such as 90s, 30m, 6h or 14d")
+                key,
+                Self.isCountable(text)
+                    ? "is \"\(printable(text))\"; write a number and a unit, such as 90s, 30m, 6h or 14d"
+                    : "is \"\(printable(text))\", too long to count; at most \(Int.max / 86400)d")
         }
         return duration
     }
