@@ -283,6 +283,7 @@ struct Drive: AsyncParsableCommand {
         abstract: "Backup drives on backupsvr.",
         subcommands: [
             DriveEnroll.self, DriveList.self, DriveEject.self, DriveSeed.self, DriveRetire.self, DriveThin.self, DriveScrub.self,
+            DriveMount.self, DriveUnmount.self,
         ])
 }
 
@@ -437,6 +438,45 @@ struct DriveScrub: AsyncParsableCommand {
                 say("! zpool scrub \(pool) did not start; see the log")
                 throw ExitCode(ExitStatus.failed.rawValue)
             }
+        }
+    }
+}
+
+struct DriveMount: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount", abstract: "Show a snapshot on a present drive read-only at a directory, through a clone.",
+        discussion:
+            "Without @SNAP, the newest snapshot on that drive. DIR is made when missing and must be empty. ferry drive unmount DIR undoes it; ferry drive eject refuses while a drive has a snapshot mounted."
+    )
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The pool name of the drive.") var pool: String
+    @Argument(help: "HOST/DATASET, or HOST/DATASET@SNAP.") var snapshot: String
+    @Argument(help: "The directory to show it at (absolute).") var directory: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let (dataset, name) = try SnapshotName.parse(snapshot)
+            let mount = try await SnapshotMounter(context: context).mount(pool: pool, dataset: dataset, snapshot: name, at: directory)
+            say("\(mount.origin) is mounted read-only at \(mount.directory); ferry drive unmount \(mount.directory) when done")
+        }
+    }
+}
+
+struct DriveUnmount: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unmount", abstract: "Undo ferry drive mount: unmount the snapshot at DIR and destroy its clone.",
+        discussion: "Refuses any directory that is not a snapshot mount of ferry's.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The directory given to ferry drive mount.") var directory: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let mount = try await SnapshotMounter(context: context).unmount(directory)
+            say("\(mount.origin) is unmounted from \(mount.directory), and its clone \(mount.clone) destroyed")
         }
     }
 }

@@ -13,6 +13,7 @@ public enum Tool {
     public static let zpool = "/usr/sbin/zpool"
     public static let zfs = "/usr/sbin/zfs"
     public static let runuser = "/usr/sbin/runuser"
+    public static let mount = "/usr/bin/mount"
 }
 
 /// NNCP's own tools.
@@ -174,6 +175,28 @@ public enum Zfs {
         Command(Tool.zfs, ["destroy", dataset], timeout: metadataTimeout)
     }
 
+    /// A read-only clone of `snapshot` named `clone`, to mount at
+    /// `mountpoint`, marked with `marker` as ferry's own. `canmount=noauto`:
+    /// a clone left behind by a crash is not mounted again when its pool is
+    /// next imported.
+    public static func cloneReadOnly(_ snapshot: String, to clone: String, mountpoint: String, marker: (String, String)) -> Command {
+        Command(
+            Tool.zfs,
+            [
+                "clone", "-o", "canmount=noauto", "-o", "readonly=on", "-o", "mountpoint=" + mountpoint, "-o",
+                marker.0 + "=" + marker.1, snapshot, clone,
+            ],
+            timeout: metadataTimeout)
+    }
+
+    public static func mount(_ dataset: String) -> Command {
+        Command(Tool.zfs, ["mount", dataset], timeout: metadataTimeout)
+    }
+
+    public static func unmount(_ dataset: String) -> Command {
+        Command(Tool.zfs, ["unmount", dataset], timeout: metadataTimeout)
+    }
+
     /// Abandons an interrupted resumable receive (OpenZFS).
     public static func abortResumableReceive(_ dataset: String) -> Command {
         Command(Tool.zfs, ["receive", "-A", dataset], timeout: metadataTimeout)
@@ -231,6 +254,16 @@ public enum Zpool {
     public static func importByGUID(_ guid: String, searchDirectory: String, altroot: String? = nil) -> Command {
         let mounting = altroot.map { ["-R", $0] } ?? ["-N", "-o", "cachefile=none"]
         return Command(Tool.zpool, ["import"] + mounting + ["-d", searchDirectory, guid], timeout: .seconds(300))
+    }
+}
+
+/// mount(8), for what mount(2) through `Mounter` does not cover.
+public enum Mount {
+    /// Shows the directory `source` again at `target`, read-only, with
+    /// nothing on it run, nothing a device and no set-uid honoured.
+    /// util-linux makes the bind and its read-only remount in one go.
+    public static func bindReadOnly(_ source: String, on target: String) -> Command {
+        Command(Tool.mount, ["-o", "bind,ro,nosuid,nodev,noexec", source, target], timeout: .seconds(60))
     }
 }
 

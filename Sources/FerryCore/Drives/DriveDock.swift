@@ -219,6 +219,16 @@ public struct DriveDock: Sendable {
         var scrub = drive.scrub
         var kept = PacketCount()
         if state.isUsable {
+            // An export would unmount them under whoever reads them, or fail
+            // half-way; the admin undoes each mount first.
+            let mounts = try await SnapshotMounter(context: context).mounts(in: [pool])
+            if let first = mounts.first {
+                throw DriveError(
+                    .snapshotsMounted, subject: pool,
+                    problem:
+                        "has \(mounts.count) snapshot(s) mounted (\(first.origin) at \(first.directory)); ferry drive unmount \(first.directory) first. Nothing was exported"
+                )
+            }
             scrub = try await settleScrub(drive, stop: stopScrub, wait: wait, say: onScrub)
             kept = try await keepForAway(leaving: drive)
             datasets = try await inventory.newestSnapshots(under: pool)

@@ -87,6 +87,18 @@ public struct DriveError: FerryError {
         case noRetention
         /// A plug-in's catch-up left streams the drive could not take.
         case catchUpFailed
+        /// The drive holds no such dataset or snapshot.
+        case noSuchSnapshot
+        /// Not a directory ferry can mount a snapshot on.
+        case badDirectory
+        /// The directory, or the snapshot, is mounted already.
+        case mountInUse
+        /// `ferry drive unmount` of a directory that is not ferry's snapshot mount.
+        case notASnapshotMount
+        /// A snapshot mount's clone could not be made, mounted or destroyed.
+        case mountFailed(TerminationStatus)
+        /// Eject of a drive with snapshots mounted.
+        case snapshotsMounted
         /// drives.json cannot be read, or is not a list of drives.
         case registryUnreadable
         case registryDamaged

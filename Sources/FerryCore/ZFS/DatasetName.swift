@@ -65,3 +65,21 @@ public struct DatasetNameError: FerryError {
 
     public var description: String { "dataset name \"\(printable(name))\" \(problem)" }
 }
+
+/// `HOST/DATASET[@SNAPSHOT]` as an admin types it at backupsvr.
+public enum SnapshotName {
+    /// The dataset and, when one is named, the snapshot; one clear error for
+    /// a name that is not HOST/DATASET or a snapshot name ZFS would refuse.
+    public static func parse(_ text: String) throws(DatasetNameError) -> (dataset: DatasetName, snapshot: String?) {
+        let parts = text.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+        let dataset = try DatasetName(String(parts[0]))
+        guard dataset.components.count >= 2 else {
+            throw DatasetNameError(name: text, problem: "is not HOST/DATASET[@SNAPSHOT]")
+        }
+        guard parts.count == 2 else { return (dataset, nil) }
+        guard DatasetName.isValidComponent(parts[1]) else {
+            throw DatasetNameError(name: text, problem: "has a snapshot name ZFS does not allow (only letters, digits and _-.: )")
+        }
+        return (dataset, String(parts[1]))
+    }
+}
