@@ -89,6 +89,35 @@ struct StickTreeTests {
         #expect(!FileManager.default.fileExists(atPath: scratch.path + "/nncp/\(peer)/\(me)/nncpxfer123"))
     }
 
+    @Test("names that are not UTF-8 are removed or left as any other, at every level of nncp/, and shown escaped")
+    func namesThatAreNotUTF8() throws {
+        scratch.write("nncp/\(me)/\(peer)/\(packet)", "12345")
+        let levels = ["nncp", "nncp/\(me)", "nncp/\(me)/\(peer)"]
+        for level in levels {
+            let directory = Array((scratch.path + "/" + level + "/").utf8)
+            try #require(rawPath(directory + Array("sym".utf8) + [0xFF]) { symlink("/etc/passwd", $0) } == 0)
+            try #require(rawPath(directory + Array("fifo".utf8) + [0xFE]) { mkfifo($0, 0o600) } == 0)
+            try #require(rawPath(directory + Array("dir".utf8) + [0xFF]) { mkdir($0, 0o700) } == 0)
+        }
+        let (found, _) = try StickPackets.prepare(root: SafeDirectory(path: scratch.path), selfID: me, peerID: peer, owner: nil)
+        #expect(found.incoming == [peer: [packet: 5]])
+        #expect(Set(found.removed) == Set(levels.flatMap { ["\($0)/sym\\xFF", "\($0)/fifo\\xFE"] }))
+        #expect(Set(found.ignored) == Set(levels.map { "\($0)/dir\\xFF" }))
+        for level in levels {
+            let names = try SafeDirectory(path: scratch.path + "/" + level).entryNames().map(\.description)
+            #expect(!names.contains { $0.hasPrefix("sym") || $0.hasPrefix("fifo") }, "\(level): \(names)")
+            #expect(names.contains("dir\\xFF"))
+        }
+    }
+
+    @Test("an entry name keeps its bytes and shows them escaped")
+    func entryName() {
+        let name = EntryName(bytes: Array("a\u{1B}[2J".utf8) + [0xFF, 0x41, 0xC3])
+        #expect(name.string == nil)
+        #expect(name.description == "a\\u{1B}[2J\\xFFA\\xC3")
+        #expect(EntryName("plain").string == "plain" && EntryName("plain").description == "plain")
+    }
+
     @Test("a new stick gets its nncp directory")
     func fresh() throws {
         let (found, directory) = try StickPackets.prepare(root: SafeDirectory(path: scratch.path), selfID: me, peerID: peer, owner: nil)
@@ -170,4 +199,10 @@ struct ExchangeCommandTests {
     func badDurations(text: String) {
         #expect(parseDuration(text) == nil)
     }
+}
+
+/// Calls `body` with `bytes` as a NUL-terminated path: names that are not
+/// UTF-8 cannot pass through a Swift String.
+func rawPath(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> Int32) -> Int32 {
+    (bytes + [0]).withUnsafeBufferPointer { buffer in buffer.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
 }

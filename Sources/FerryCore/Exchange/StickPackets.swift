@@ -11,6 +11,9 @@ public struct StickPackets: Sendable, Equatable, Codable {
     public var foreign: [String: Int] = [:]
     /// Entries ferry removed: links, devices, leftover temporaries.
     public var removed: [String] = []
+    /// Directories that are not NNCP's (not a node's, or where a packet
+    /// belongs), left on the stick: nncp-xfer does not enter them.
+    public var ignored: [String] = []
 
     public var incomingCount: Int { incoming.values.reduce(0) { $0 + $1.count } }
     public var incomingBytes: UInt64 { incoming.values.reduce(0) { $0 + $1.values.reduce(0, +) } }
@@ -20,7 +23,9 @@ public struct StickPackets: Sendable, Equatable, Codable {
     /// Walks `STICK/nncp`, making it when missing. Links and special files are
     /// removed, never followed; leftover `nncpxfer*` temporaries of an
     /// interrupted copy are removed; every directory and packet is given to
-    /// `owner`, since the other host's NNCP user has another uid.
+    /// `owner`, since the other host's NNCP user has another uid. Names are
+    /// the bytes on the stick, so one that is not UTF-8 is removed or left
+    /// as any other, and shown escaped.
     public static func prepare(root: SafeDirectory, selfID: String, peerID: String, owner: Account?) throws -> (StickPackets, SafeDirectory)
     {
         var packets = StickPackets()
@@ -33,27 +38,36 @@ public struct StickPackets: Sendable, Equatable, Codable {
             try root.setOwner("nncp", to: owner)
             try root.allowTraversal()
         }
-        for recipient in try nncp.entries() {
+        for recipientName in try nncp.entryNames() {
             try Task.checkCancellation()
-            guard try keep(recipient, in: nncp, path: "nncp", owner: owner, packets: &packets) else { continue }
-            let recipientDirectory = try nncp.subdirectory(recipient)
-            for sender in try recipientDirectory.entries() {
+            guard let recipient = try nodeDirectory(recipientName, in: nncp, path: "nncp", owner: owner, packets: &packets) else {
+                continue
+            }
+            let recipientDirectory = try nncp.subdirectory(recipientName)
+            for senderName in try recipientDirectory.entryNames() {
                 try Task.checkCancellation()
-                let senderPath = "nncp/\(recipient)/\(sender)"
-                guard try keep(sender, in: recipientDirectory, path: senderPath, owner: owner, packets: &packets) else { continue }
-                let senderDirectory = try recipientDirectory.subdirectory(sender)
-                for name in try senderDirectory.entries() {
+                let recipientPath = "nncp/\(recipient)"
+                guard
+                    let sender = try nodeDirectory(senderName, in: recipientDirectory, path: recipientPath, owner: owner, packets: &packets)
+                else { continue }
+                let senderPath = "\(recipientPath)/\(sender)"
+                let senderDirectory = try recipientDirectory.subdirectory(senderName)
+                for entry in try senderDirectory.entryNames() {
                     try Task.checkCancellation()
-                    let kind = try senderDirectory.kind(of: name)
-                    if name.hasPrefix("nncpxfer") || (kind != .regular && kind != .directory) {
-                        try senderDirectory.remove(name)
-                        packets.removed.append("\(senderPath)/\(printable(name))")
+                    guard let kind = try senderDirectory.kind(of: entry) else { continue }
+                    if entry.bytes.starts(with: Array("nncpxfer".utf8)) || (kind != .regular && kind != .directory) {
+                        try senderDirectory.remove(entry)
+                        packets.removed.append("\(senderPath)/\(entry)")
                         continue
                     }
-                    guard kind == .regular, Spool.isPacketName(name) else { continue }
-                    if let owner { try senderDirectory.setOwner(name, to: owner) }
+                    if kind == .directory {
+                        packets.ignored.append("\(senderPath)/\(entry)")
+                        continue
+                    }
+                    guard let name = entry.string, Spool.isPacketName(name) else { continue }
+                    if let owner { try senderDirectory.setOwner(entry, to: owner) }
                     if recipient == selfID {
-                        packets.incoming[sender, default: [:]][name] = try senderDirectory.size(of: name)
+                        packets.incoming[sender, default: [:]][name] = try senderDirectory.size(of: entry)
                     } else if recipient == peerID && sender == selfID {
                         packets.outgoing.insert(name)
                     } else {
@@ -65,22 +79,26 @@ public struct StickPackets: Sendable, Equatable, Codable {
         return (packets, nncp)
     }
 
-    /// Whether the directory entry `name` is a node directory to walk into.
-    /// Links and special files are removed.
-    private static func keep(_ name: String, in directory: SafeDirectory, path: String, owner: Account?, packets: inout StickPackets) throws
-        -> Bool
-    {
+    /// The node id that the directory entry `name` is, when it is a node
+    /// directory to walk into; nil otherwise. Links and special files are
+    /// removed; other directories are left and listed in `ignored`.
+    private static func nodeDirectory(
+        _ name: EntryName, in directory: SafeDirectory, path: String, owner: Account?, packets: inout StickPackets
+    ) throws -> String? {
         switch try directory.kind(of: name) {
         case .directory:
-            guard Spool.isPacketName(name) else { return false }
+            guard let id = name.string, Spool.isPacketName(id) else {
+                packets.ignored.append("\(path)/\(name)")
+                return nil
+            }
             if let owner { try directory.setOwner(name, to: owner) }
-            return true
+            return id
         case .regular, nil:
-            return false
+            return nil
         default:
             try directory.remove(name)
-            packets.removed.append("\(path)/\(printable(name))")
-            return false
+            packets.removed.append("\(path)/\(name)")
+            return nil
         }
     }
 }

@@ -67,8 +67,14 @@ public final class SafeDirectory: @unchecked Sendable {
     deinit { close(fd) }
 
     func child(_ name: String) throws(FileAccessError) -> String {
-        let full = path.hasSuffix("/") ? path + name : path + "/" + name
-        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
+        try child(EntryName(name))
+    }
+
+    /// The path of `name` here, as errors show it (escaped); throws unless
+    /// `name` is a plain name in this directory.
+    func child(_ name: EntryName) throws(FileAccessError) -> String {
+        let full = path.hasSuffix("/") ? path + name.description : path + "/" + name.description
+        guard name.isPlain else {
             throw FileAccessError(path: full, code: .badName)
         }
         return full
@@ -84,10 +90,15 @@ public final class SafeDirectory: @unchecked Sendable {
 
     /// The kind of the entry `name`, without following a link; nil when absent.
     public func kind(of name: String) throws(FileAccessError) -> FileType? {
+        try kind(of: EntryName(name))
+    }
+
+    /// The kind of the entry `name`, without following a link; nil when absent.
+    public func kind(of name: EntryName) throws(FileAccessError) -> FileType? {
         let full = try child(name)
         var info = stat()
         do {
-            try retryingEINTR { fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) }
+            try retryingEINTR { name.withCString { fstatat(fd, $0, &info, AT_SYMLINK_NOFOLLOW) } }
         } catch {
             if error == .noSuchFileOrDirectory { return nil }
             throw FileAccessError(path: full, code: .system(error))
@@ -97,10 +108,15 @@ public final class SafeDirectory: @unchecked Sendable {
 
     /// Opens the subdirectory `name`, creating it with `mode` when `create` is set.
     public func subdirectory(_ name: String, create: Bool = false, mode: mode_t = 0o755) throws(FileAccessError) -> SafeDirectory {
+        try subdirectory(EntryName(name), create: create, mode: mode)
+    }
+
+    /// Opens the subdirectory `name`, creating it with `mode` when `create` is set.
+    public func subdirectory(_ name: EntryName, create: Bool = false, mode: mode_t = 0o755) throws(FileAccessError) -> SafeDirectory {
         let full = try child(name)
         if create {
             do {
-                try retryingEINTR { mkdirat(fd, name, mode) }
+                try retryingEINTR { name.withCString { mkdirat(fd, $0, mode) } }
             } catch  where error == .fileExists {
                 // An existing entry is checked by the open below.
             } catch {
@@ -111,8 +127,10 @@ public final class SafeDirectory: @unchecked Sendable {
             throw FileAccessError(path: full, code: .symlink)
         }
         do {
-            let child = try retryingEINTR { openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-            return SafeDirectory(fd: child, path: full, realPath: realPath + "/" + name)
+            let child = try retryingEINTR { name.withCString { openat(fd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } }
+            // realPath is for tools ferry runs on directories it names
+            // itself; a name that is not UTF-8 shows there escaped.
+            return SafeDirectory(fd: child, path: full, realPath: realPath + "/" + (name.string ?? name.description))
         } catch {
             throw Self.classify(error, path: full)
         }
@@ -207,8 +225,9 @@ extension SafeDirectory {
     /// The most entries ferry lists in one directory of a medium.
     public static let entryLimit = 100_000
 
-    /// The names in this directory, without "." and "..".
-    public func entries() throws(FileAccessError) -> [String] {
+    /// The names in this directory, without "." and "..", as the bytes the
+    /// kernel gives: a name that is not UTF-8 is still the entry it names.
+    public func entryNames() throws(FileAccessError) -> [EntryName] {
         let copy = dup(fd)
         guard copy >= 0, let stream = fdopendir(copy) else {
             if copy >= 0 { close(copy) }
@@ -216,13 +235,11 @@ extension SafeDirectory {
         }
         defer { closedir(stream) }
         rewinddir(stream)
-        var names: [String] = []
+        var names: [EntryName] = []
         while let entry = readdir(stream) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name == "." || name == ".." { continue }
-            names.append(name)
+            let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if bytes == [0x2E] || bytes == [0x2E, 0x2E] { continue }
+            names.append(EntryName(bytes: bytes))
             if names.count > Self.entryLimit {
                 throw FileAccessError(path: path, code: .tooManyEntries(limit: Self.entryLimit))
             }
@@ -230,12 +247,25 @@ extension SafeDirectory {
         return names
     }
 
+    /// The names in this directory that are UTF-8 text, for directories
+    /// where ferry looks only for names it chose itself (`.card`, `.json`);
+    /// the others are left out. Where every entry matters (the stick's
+    /// `nncp/`), use `entryNames()`.
+    public func entries() throws(FileAccessError) -> [String] {
+        try entryNames().compactMap(\.string)
+    }
+
     /// Removes the entry `name` (a file, a link itself, or an empty directory).
     public func remove(_ name: String) throws(FileAccessError) {
+        try remove(EntryName(name))
+    }
+
+    /// Removes the entry `name` (a file, a link itself, or an empty directory).
+    public func remove(_ name: EntryName) throws(FileAccessError) {
         let full = try child(name)
         let isDirectory = try kind(of: name) == .directory
         do {
-            try retryingEINTR { unlinkat(fd, name, isDirectory ? AT_REMOVEDIR : 0) }
+            try retryingEINTR { name.withCString { unlinkat(fd, $0, isDirectory ? AT_REMOVEDIR : 0) } }
         } catch  where error == .noSuchFileOrDirectory {
         } catch {
             throw FileAccessError(path: full, code: .system(error))
@@ -244,9 +274,14 @@ extension SafeDirectory {
 
     /// Gives the entry `name` to `account`, without following a link.
     public func setOwner(_ name: String, to account: Account) throws(FileAccessError) {
+        try setOwner(EntryName(name), to: account)
+    }
+
+    /// Gives the entry `name` to `account`, without following a link.
+    public func setOwner(_ name: EntryName, to account: Account) throws(FileAccessError) {
         let full = try child(name)
         do {
-            try retryingEINTR { fchownat(fd, name, account.uid, account.gid, AT_SYMLINK_NOFOLLOW) }
+            try retryingEINTR { name.withCString { fchownat(fd, $0, account.uid, account.gid, AT_SYMLINK_NOFOLLOW) } }
         } catch {
             throw FileAccessError(path: full, code: .system(error))
         }
@@ -268,10 +303,15 @@ extension SafeDirectory {
 
     /// The size in bytes of the entry `name`, without following a link.
     public func size(of name: String) throws(FileAccessError) -> UInt64 {
+        try size(of: EntryName(name))
+    }
+
+    /// The size in bytes of the entry `name`, without following a link.
+    public func size(of name: EntryName) throws(FileAccessError) -> UInt64 {
         let full = try child(name)
         var info = stat()
         do {
-            try retryingEINTR { fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) }
+            try retryingEINTR { name.withCString { fstatat(fd, $0, &info, AT_SYMLINK_NOFOLLOW) } }
         } catch {
             throw FileAccessError(path: full, code: .system(error))
         }
