@@ -246,7 +246,7 @@ public struct DemoStory: Sendable {
         func trip() async throws {
             for (host, context) in [("spooler", spooler), ("backupsvr", backupsvr)] {
                 await story.handle(stick.devnode, at: host, context)
-                if let report = VisitReport.last(stateDir: context.config.stateDir) {
+                if let report = try? VisitReport.last(stateDir: context.config.stateDir) {
                     story.say(
                         "     received \(report.received.packets) packet(s), acknowledged \(report.acks), sent \(report.sent.packets) (\(humanSize(report.sent.bytes))), still queued for \(report.peer): \(report.pendingForPeer.packets)"
                     )

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import FerryCore
@@ -35,15 +36,15 @@ struct ConfigTests {
             host = "lap"
             simplesnap-store = "tank/simplesnap"
             """, path: path)
-        #expect(config.status.visitWarnAfter == "3d")
-        #expect(config.status.datasetWarnAfter == "36h")
+        #expect(config.status.visitWarnAfter == .seconds(3 * 86400))
+        #expect(config.status.datasetWarnAfter == .seconds(36 * 3600))
         #expect(config.send.host == "lap")
         #expect(config.send.simplesnapStore == "tank/simplesnap")
         #expect(config.role == .backupsvr)
         #expect(config.peer == "spooler")
         #expect(config.receive.senders == ["laptop": "laptop"])
         #expect(config.receive.zfsReceiveOptions == ["-u"])
-        #expect(config.rotation.rotateAfter == "7d")
+        #expect(config.rotation.rotateAfter == .seconds(7 * 86400))
         #expect(config.rotation.storeWarnPercent == 30)
         #expect(config.send.backupsvr == "vault")
         #expect(config.send.datasets == ["tank/root", "tank/home"])
@@ -57,7 +58,7 @@ struct ConfigTests {
         #expect(config.stateDir == "/var/lib/ferry")
         #expect(config.mountRoot == "/run/ferry")
         #expect(config.receive.zfsReceiveOptions == ["-u", "-o", "readonly=on"])
-        #expect(config.rotation.rotateAfter == "14d")
+        #expect(config.rotation.rotateAfter == .seconds(14 * 86400))
         #expect(config.rotation.storeWarnPercent == 50)
     }
 
@@ -95,6 +96,33 @@ struct ConfigTests {
             return error is ConfigError && description.hasPrefix("/etc/ferry/ferry.toml: ") && description.contains(message)
                 && !description.contains("\n")
         }
+    }
+
+    @Test("durations are parsed once, at load, into Duration values; messages show them as a config writes them")
+    func durationsParsedOnce() throws {
+        let config = try FerryConfig.parse(
+            """
+            role = "backupsvr"
+            peer = "s"
+            [status]
+            visit-warn-after = "90m"
+            dataset-warn-after = "2w"
+            [rotation]
+            rotate-after = "36h"
+            scrub-after = "45s"
+            """, path: path)
+        #expect(config.status.visitWarnAfter == .seconds(90 * 60))
+        #expect(config.status.datasetWarnAfter == .seconds(14 * 86400))
+        #expect(config.rotation.rotateAfter == .seconds(36 * 3600))
+        #expect(config.rotation.scrubAfter == .seconds(45))
+        #expect(
+            [config.status.visitWarnAfter, config.status.datasetWarnAfter, config.rotation.rotateAfter, config.rotation.scrubAfter]
+                .map(\.configText) == ["90m", "14d", "36h", "45s"])
+        let now = try Date("2026-11-27T12:00:00Z", strategy: .iso8601)
+        let dock = EnrolledDrive(pool: "a", guid: "1", enrolled: "2026-01-01T00:00:00Z", place: .dock, since: "2026-11-25T12:00:00Z")
+        #expect(
+            RotationPolicy(config.rotation).warnings(drives: [dock], store: PacketCount(), diskBytes: nil, now: now).first
+                == "drive a has been in the dock since 2026-11-25T12:00:00Z, more than 36h: it is due to go offsite (ferry drive eject a)")
     }
 
     @Test("the largest duration that fits is taken, checked to the second")
@@ -144,6 +172,34 @@ struct ConfigTests {
         } throws: { error in
             "\(error)".hasPrefix("/etc/ferry/ferry.toml is not valid TOML at line 2")
         }
+    }
+
+    @Test(
+        "a '}' where an array expects a value is one error line, not an abort inside toml++ (found by the fuzzer)",
+        arguments: [
+            ("role = [}", 1), ("role = [1, }", 1), ("role = \"spooler\"\nx = [\n# a comment\n}", 4), ("x = {a = [}}", 1),
+            ("x = [[}]]", 1), ("x = [ ,}", 1),
+        ])
+    func braceInArray(text: String, line: Int) {
+        #expect {
+            _ = try FerryConfig.parse(text + "\n", path: path)
+        } throws: { error in
+            "\(error)" == "/etc/ferry/ferry.toml is not valid TOML at line \(line): an array holds a '}' where a value or ']' belongs"
+        }
+    }
+
+    @Test("braces and brackets that TOML allows pass the check before the parse")
+    func bracesThatAreFine() {
+        let text = #"""
+            a = [{b = 1}, {c = "}"}]
+            d = '''
+            [}
+            '''
+            e = """\""""
+            [t]
+            f = ['}', "\"}"]
+            """#
+        #expect(FerryConfig.firstAbortingConstruct(text) == nil)
     }
 
     @Test("brackets inside arrays that span lines and inside strings are not taken for table names")
@@ -204,12 +260,12 @@ struct DriveCareConfigTests {
                 [retention.datasets]
                 "laptop/tank/scratch" = "3"
                 """, path: "/f.toml")
-        #expect(config.rotation.scrubAfter == "2w")
+        #expect(config.rotation.scrubAfter == .seconds(14 * 86400))
         #expect(config.rotation.driveWarnPercent == 90)
         #expect(config.retention.keep?.keepNewest == 10)
         #expect(config.retention.schedule(for: "laptop/tank/scratch")?.keepNewest == 3)
         let plain = try FerryConfig.parse(head, path: "/f.toml")
-        #expect(plain.retention.isEmpty && plain.rotation.scrubAfter == "30d" && plain.rotation.driveWarnPercent == 80)
+        #expect(plain.retention.isEmpty && plain.rotation.scrubAfter == .seconds(30 * 86400) && plain.rotation.driveWarnPercent == 80)
     }
 
     @Test(

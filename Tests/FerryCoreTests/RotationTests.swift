@@ -6,7 +6,7 @@ import Testing
 @Suite("Rotation warnings and the drive lines of status")
 struct RotationPolicyTests {
     let now = try! Date("2026-11-27T12:00:00Z", strategy: .iso8601)
-    let policy = RotationPolicy(FerryConfig.Rotation(rotateAfter: "14d", storeWarnPercent: 50))
+    let policy = RotationPolicy(FerryConfig.Rotation(rotateAfter: .seconds(14 * 86400), storeWarnPercent: 50))
 
     /// Fixed GUIDs, the same every run (a `hashValue` is seeded afresh each run).
     static let guids = ["a": "1111111111111111111", "b": "2222222222222222222", "c": "3333333333333333333", "r": "4444444444444444444"]

@@ -85,7 +85,8 @@ struct StoreOrderTests {
                 Zfs.set("canmount", "noauto", on: Self.root),
             ])
         #expect(try store.streams().isEmpty)
-        #expect(ReceivedDatasets(stateDir: context.config.stateDir).load().map(\.dataset) == ["laptop/tank/root", "laptop/tank/root/home"])
+        #expect(
+            try ReceivedDatasets(stateDir: context.config.stateDir).load().map(\.dataset) == ["laptop/tank/root", "laptop/tank/root/home"])
     }
 }
 

@@ -64,7 +64,7 @@ struct VisitOrderTests {
 
         #expect(recognition.verdict == .stick)
         #expect(world.runner.calls == expected)
-        let report = try #require(VisitReport.last(stateDir: context.config.stateDir))
+        let report = try #require(try VisitReport.last(stateDir: context.config.stateDir))
         #expect(report.received.packets == 1)
         #expect(report.sent.packets == 1)
         #expect(FileManager.default.fileExists(atPath: nncp.spool + "/\(world.nodes.id("backupsvr"))/tx/\(outgoing)"))
@@ -95,7 +95,7 @@ struct VisitOrderTests {
         #expect(recognition.verdict == .stick)
         #expect(world.runner.calls == expected)
         #expect(unmountedBeforeToss.withLock { $0 } == true)
-        let report = try #require(VisitReport.last(stateDir: context.config.stateDir))
+        let report = try #require(try VisitReport.last(stateDir: context.config.stateDir))
         #expect(report.received.packets == 1)
         #expect(report.sent.packets == 1)
     }

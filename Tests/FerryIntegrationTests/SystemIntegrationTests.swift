@@ -145,6 +145,6 @@ struct UnitTests {
         #expect(config.stateDir == "/var/lib/ferry")
         #expect(config.mountRoot == "/run/ferry")
         #expect(config.retention.keep?.description == "10,1d1w,1w1m,1m1y")
-        #expect(config.rotation.scrubAfter == "30d" && config.rotation.driveWarnPercent == 80)
+        #expect(config.rotation.scrubAfter == .seconds(30 * 86400) && config.rotation.driveWarnPercent == 80)
     }
 }

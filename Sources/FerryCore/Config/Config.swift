@@ -42,10 +42,10 @@ public struct FerryConfig: Sendable, Equatable {
 
     public struct Status: Sendable, Equatable {
         /// `ferry status` warns when no stick has come for this long.
-        public var visitWarnAfter = "7d"
+        public var visitWarnAfter: Duration = .seconds(7 * 86400)
         /// `ferry status` warns when a dataset's newest snapshot on backupsvr
         /// is older than this (simplesnap --check's idea).
-        public var datasetWarnAfter = "7d"
+        public var datasetWarnAfter: Duration = .seconds(7 * 86400)
     }
 
     public struct Receive: Sendable, Equatable {
@@ -56,12 +56,12 @@ public struct FerryConfig: Sendable, Equatable {
 
     public struct Rotation: Sendable, Equatable {
         /// A drive in the dock, or away, for longer than this is due to swap.
-        public var rotateAfter = "14d"
+        public var rotateAfter: Duration = .seconds(14 * 86400)
         /// Warn when the stream store takes more than this share (in percent)
         /// of the disk that holds `state-dir`.
         public var storeWarnPercent = 50
         /// A drive whose last completed scrub is older than this is scrubbed on plug-in.
-        public var scrubAfter = "30d"
+        public var scrubAfter: Duration = .seconds(30 * 86400)
         /// Warn when a drive's pool is fuller than this (in percent).
         public var driveWarnPercent = 80
     }
@@ -107,17 +107,23 @@ public struct FerryConfig: Sendable, Equatable {
         return try parse(text, path: path)
     }
 
-    /// The line of the first table header (`[x]`, `[[x]]`) whose name does
-    /// not start as a key does, outside any open array or string. toml++
-    /// (under TOMLKit) aborts the process on such a header, by an assertion,
-    /// instead of reporting it; the fuzzer found `[~receive]`.
-    static func firstUnparseableTableHeader(_ text: String) -> Int? {
-        var depth = 0
+    /// The first construct that toml++ (under TOMLKit) does not report but
+    /// aborts the process on, by a failed assertion, with its line: a table
+    /// header (`[x]`, `[[x]]`) whose name does not start as a key does (the
+    /// fuzzer found `[~receive]`), and a `}` where an array expects a value
+    /// (`role = [}`: parse_array hands it to parse_value, which asserts that
+    /// it is not a value terminator). Both are invalid TOML. Compiled with
+    /// NDEBUG the assertions would become `__builtin_assume`, undefined
+    /// behaviour, so they are kept out before the parse instead.
+    static func firstAbortingConstruct(_ text: String) -> (line: Int, problem: String)? {
+        // The brackets open around the current position: `[` of an array,
+        // `{` of an inline table. Table headers are only seen outside both.
+        var open: [UInt8] = []
         var inMultilineString: String?
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let bytes = Array(line.utf8)
             var position = 0
-            if inMultilineString == nil, depth == 0 {
+            if inMultilineString == nil, open.isEmpty {
                 while position < bytes.count, bytes[position] == 32 || bytes[position] == 9 { position += 1 }
                 if position < bytes.count, bytes[position] == UInt8(ascii: "[") {
                     var name = position + 1
@@ -128,11 +134,11 @@ public struct FerryConfig: Sendable, Equatable {
                         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first)
                         || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) || first == UInt8(ascii: "_")
                         || first == UInt8(ascii: "-") || first == UInt8(ascii: "\"") || first == UInt8(ascii: "'")
-                    guard startsKey else { return index + 1 }
+                        || first == UInt8(ascii: "]")
+                    guard startsKey else { return (index + 1, "a table name starts with a character a key cannot start with") }
                     continue
                 }
             }
-            // Track brackets of arrays that span lines, outside strings and comments.
             while position < bytes.count {
                 let byte = bytes[position]
                 if let quote = inMultilineString {
@@ -140,14 +146,17 @@ public struct FerryConfig: Sendable, Equatable {
                         inMultilineString = nil
                         position += 3
                     } else {
-                        position += 1
+                        position += byte == UInt8(ascii: "\\") && quote == "\"\"\"" ? 2 : 1
                     }
                     continue
                 }
                 switch byte {
                 case UInt8(ascii: "#"): position = bytes.count
-                case UInt8(ascii: "["): depth += 1
-                case UInt8(ascii: "]"): depth = max(0, depth - 1)
+                case UInt8(ascii: "["), UInt8(ascii: "{"): open.append(byte)
+                case UInt8(ascii: "]"): _ = open.popLast()
+                case UInt8(ascii: "}"):
+                    guard open.last != UInt8(ascii: "[") else { return (index + 1, "an array holds a '}' where a value or ']' belongs") }
+                    _ = open.popLast()
                 case UInt8(ascii: "\""), UInt8(ascii: "'"):
                     let triple = String(repeating: Character(UnicodeScalar(byte)), count: 3)
                     if line.utf8.dropFirst(position).starts(with: triple.utf8) {
@@ -170,10 +179,8 @@ public struct FerryConfig: Sendable, Equatable {
 
     /// Parses the TOML `text`; `path` names the file in errors.
     public static func parse(_ text: String, path: String) throws(ConfigError) -> FerryConfig {
-        if let line = firstUnparseableTableHeader(text) {
-            throw ConfigError(
-                path: path, key: nil,
-                problem: "is not valid TOML at line \(line): a table name starts with a character a key cannot start with")
+        if let (line, problem) = firstAbortingConstruct(text) {
+            throw ConfigError(path: path, key: nil, problem: "is not valid TOML at line \(line): \(problem)")
         }
         let table: TOMLTable
         do {
@@ -230,12 +237,8 @@ public struct FerryConfig: Sendable, Equatable {
         }
         if let status = try reader.table("status") {
             try status.allowOnly(["visit-warn-after", "dataset-warn-after"])
-            if try status.duration("visit-warn-after") != nil {
-                config.status.visitWarnAfter = try status.string("visit-warn-after")!
-            }
-            if try status.duration("dataset-warn-after") != nil {
-                config.status.datasetWarnAfter = try status.string("dataset-warn-after")!
-            }
+            config.status.visitWarnAfter = try status.duration("visit-warn-after") ?? config.status.visitWarnAfter
+            config.status.datasetWarnAfter = try status.duration("dataset-warn-after") ?? config.status.datasetWarnAfter
         }
         if let receive = try reader.table("receive") {
             try receive.allowOnly(["senders", "zfs-receive-options"])
@@ -244,12 +247,8 @@ public struct FerryConfig: Sendable, Equatable {
         }
         if let rotation = try reader.table("rotation") {
             try rotation.allowOnly(["rotate-after", "store-warn-percent", "scrub-after", "drive-warn-percent"])
-            if try rotation.duration("rotate-after") != nil {
-                config.rotation.rotateAfter = try rotation.string("rotate-after")!
-            }
-            if try rotation.duration("scrub-after") != nil {
-                config.rotation.scrubAfter = try rotation.string("scrub-after")!
-            }
+            config.rotation.rotateAfter = try rotation.duration("rotate-after") ?? config.rotation.rotateAfter
+            config.rotation.scrubAfter = try rotation.duration("scrub-after") ?? config.rotation.scrubAfter
             config.rotation.storeWarnPercent = try rotation.percent("store-warn-percent") ?? config.rotation.storeWarnPercent
             config.rotation.driveWarnPercent = try rotation.percent("drive-warn-percent") ?? config.rotation.driveWarnPercent
         }
@@ -325,6 +324,21 @@ public func parseDuration(_ text: String) -> Duration? {
     }
     let (seconds, overflow) = number.multipliedReportingOverflow(by: unitSeconds)
     return overflow ? nil : .seconds(seconds)
+}
+
+extension Duration {
+    /// As a config would write it, for messages: whole days, hours, minutes
+    /// or seconds, the largest unit that divides it ("14d", "36h", "90s").
+    public var configText: String {
+        let seconds = components.seconds
+        for (unit, size) in [("d", Int64(86400)), ("h", 3600), ("m", 60)] where seconds != 0 && seconds % size == 0 {
+            return "\(seconds / size)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+
+    /// In whole seconds, to compare with the distance between two `Date`s.
+    public var timeInterval: TimeInterval { TimeInterval(components.seconds) }
 }
 
 /// `mebibytes` in bytes; nil when that does not fit in 64 bits.

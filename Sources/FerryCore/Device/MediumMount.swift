@@ -20,7 +20,7 @@ public func withMountedMedium<T>(
     }
     let mountRoot = context.config.mountRoot
     // 0711: nncp-user must pass through to the stick, but may not list it.
-    try FileManager.default.createDirectory(atPath: mountRoot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+    try LocalFiles.createDirectory(mountRoot, mode: 0o711)
     let target = mountRoot + "/" + device.kernelName + (exclusive ? "" : ".look.\(getpid())")
     if exclusive, context.mounter.isMounted(target) {
         context.logger.warning("a stale mount from an earlier run is in the way; detaching it", metadata: ["mount": "\(target)"])

@@ -271,7 +271,13 @@ public struct Doctor: Sendable {
                 return .fail("media", "no backup drive is enrolled", fix: "ferry drive enroll POOL (or DEVNODE) with the drive in the dock")
             }
         }
-        if config.role != .laptop, KnownSticks(stateDir: config.stateDir).load().isEmpty {
+        let sticks: [StickSeen]
+        do {
+            sticks = try KnownSticks(stateDir: config.stateDir).load()
+        } catch {
+            return .fail("media", "\(error)", fix: "look at the file moved aside; ferry writes a fresh one at the next visit")
+        }
+        if config.role != .laptop, sticks.isEmpty {
             return .fail(
                 "media", "no enrolled stick has visited this host yet",
                 fix: "ferry enroll DEVNODE at the spooler, then plug the stick in here")
@@ -285,8 +291,10 @@ public struct Doctor: Sendable {
     func clockFinding(_ config: FerryConfig) -> DoctorFinding {
         let now = clock.now()
         var recorded: [(String, String)] = []
-        if let visit = VisitReport.last(stateDir: config.stateDir) { recorded.append(("this host's last visit", visit.finished)) }
-        if let peer = StateFile<PeerState>(VisitJournal.peerStateFile, stateDir: config.stateDir).read() {
+        // A damaged file is the media finding's to report; here it only
+        // has no time to compare.
+        if let visit = try? VisitReport.last(stateDir: config.stateDir) { recorded.append(("this host's last visit", visit.finished)) }
+        if let peer = try? StateFile<PeerState>(VisitJournal.peerStateFile, stateDir: config.stateDir).load() {
             recorded.append(("\(peer.node)'s last journal record", peer.time))
         }
         for (what, time) in recorded {

@@ -33,8 +33,12 @@ extension DriveDock {
         warnings += self.warnings(for: drives)
         let incomplete = PartStore.incomplete(config: context.config, now: context.clock.now())
         warnings += incomplete.warnings
+        let datasets = ReceivedDatasets(stateDir: context.config.stateDir).file.load { line in
+            logger.warning("\(line)")
+            warnings.append(line)
+        }
         return BackupsvrState(
-            drives: drives, warnings: warnings, datasets: ReceivedDatasets(stateDir: context.config.stateDir).load(),
+            drives: drives, warnings: warnings, datasets: datasets ?? [],
             streamStore: try? openStore().size(), incompleteStreams: incomplete.streams)
     }
 }

@@ -126,8 +126,7 @@ public struct DriveDock: Sendable {
         var result = try await context.runner.run(Zpool.importByGUID(drive.guid, searchDirectory: directory), input: nil)
         if !result.status.succeeded, String(decoding: result.standardError, as: UTF8.self).contains("invalid option 'N'") {
             let altroot = context.config.stateDir + "/altroot"
-            try FileManager.default.createDirectory(
-                atPath: altroot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try LocalFiles.createDirectory(altroot, mode: 0o700)
             logger.debug("this zpool has no import -N; importing under a private altroot", metadata: ["altroot": "\(altroot)"])
             result = try await context.runner.run(
                 Zpool.importByGUID(drive.guid, searchDirectory: directory, altroot: altroot + "/" + drive.pool), input: nil)

@@ -125,17 +125,20 @@ public struct DriveRegistry: Sendable {
         self.stateDir = stateDir
     }
 
-    var file: StateFile<[EnrolledDrive]> { StateFile(Self.fileName, stateDir: stateDir) }
+    /// A damaged registry stays where it is: read as empty, it would let
+    /// the store give up streams that offsite drives still need.
+    var file: StateFile<[EnrolledDrive]> { StateFile(Self.fileName, stateDir: stateDir, ifDamaged: .keep) }
     public var path: String { file.path }
 
     public func load() throws -> [EnrolledDrive] {
         do {
             return try file.load() ?? []
-        } catch .unreadable(let error) {
-            throw DriveError(.registryUnreadable, subject: path, problem: "cannot be read: \(error)")
-        } catch .damaged {
+        } catch  where error.isDamaged {
             throw DriveError(
                 .registryDamaged, subject: path, problem: "is damaged (not a list of drives); restore it or enroll the drives again")
+        } catch {
+            guard case .unreadable(let cause) = error.code else { throw error }
+            throw DriveError(.registryUnreadable, subject: path, problem: "cannot be read: \(cause)")
         }
     }
 

@@ -125,7 +125,7 @@ extension DriveDock {
     func scrubDue(_ record: ScrubResult?) -> Bool {
         guard let record else { return true }
         if record.state == .running { return false }
-        let limit = TimeInterval((parseDuration(context.config.rotation.scrubAfter) ?? .seconds(30 * 86400)).components.seconds)
+        let limit = context.config.rotation.scrubAfter.timeInterval
         guard record.state == .completed, let finished = record.finished.flatMap({ try? Date($0, strategy: .iso8601) }) else {
             return true
         }

@@ -39,7 +39,7 @@ public struct DriveThinner: Sendable {
         guard !policy.isEmpty else { return outcome }
         let rows = try await snapshotRows(of: drive.pool)
         let plan = Self.plan(
-            rows: rows, pool: drive.pool, policy: policy, received: ReceivedDatasets(stateDir: context.config.stateDir).receivedGUIDs(),
+            rows: rows, pool: drive.pool, policy: policy, received: try ReceivedDatasets(stateDir: context.config.stateDir).receivedGUIDs(),
             bases: bases, now: context.clock.now())
         outcome.kept = plan.kept
         for (dataset, snapshot) in plan.destroy {

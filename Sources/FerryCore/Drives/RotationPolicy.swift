@@ -6,7 +6,7 @@ import Foundation
 /// drive-warn-percent, and a scrub that found errors. `ferry status`
 /// shows them, and backupsvr's visit records carry them to the spooler.
 public struct RotationPolicy: Sendable {
-    public var rotateAfter: String
+    public var rotateAfter: Duration
     public var storeWarnPercent: Int
     public var driveWarnPercent: Int
 
@@ -20,7 +20,7 @@ public struct RotationPolicy: Sendable {
     /// store of `store` on a filesystem of `diskBytes`, at `now`.
     public func warnings(drives: [EnrolledDrive], store: PacketCount, diskBytes: UInt64?, now: Date) -> [String] {
         var warnings: [String] = []
-        let limit = TimeInterval((parseDuration(rotateAfter) ?? .seconds(14 * 86400)).components.seconds)
+        let limit = rotateAfter.timeInterval
         let active = drives.filter { !$0.isRetired }
         for drive in active {
             let since = drive.since.flatMap { try? Date($0, strategy: .iso8601) }
@@ -32,11 +32,11 @@ public struct RotationPolicy: Sendable {
                 )
             } else if drive.place == .dock, long {
                 warnings.append(
-                    "drive \(drive.pool) has been in the dock since \(drive.since!), more than \(rotateAfter): it is due to go offsite (ferry drive eject \(drive.pool))"
+                    "drive \(drive.pool) has been in the dock since \(drive.since!), more than \(rotateAfter.configText): it is due to go offsite (ferry drive eject \(drive.pool))"
                 )
             } else if drive.place == .offsite, long {
                 warnings.append(
-                    "drive \(drive.pool) has been offsite since \(drive.since!), more than \(rotateAfter): bring it back to catch up\(behind)"
+                    "drive \(drive.pool) has been offsite since \(drive.since!), more than \(rotateAfter.configText): bring it back to catch up\(behind)"
                 )
             }
         }

@@ -32,7 +32,9 @@ public struct StickVisit: Sendable {
         var report = VisitReport(
             role: config.role.rawValue, node: nncp.selfName, peer: peer.name,
             stick: "\(identity.label) \(identity.uuid)", started: context.clock.now().rfc3339)
-        report.lastToss = StateFile<TossReport>(TossRun.reportFile, stateDir: config.stateDir).read()
+        var damaged: String?
+        report.lastToss = StateFile<TossReport>(TossRun.reportFile, stateDir: config.stateDir).load { damaged = $0 }
+        if let damaged { warn(damaged, &report) }
         do {
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
             // On vfat and exfat the mount already makes nncp-user the owner.
@@ -98,6 +100,9 @@ public struct StickVisit: Sendable {
         for entry in found.removed {
             warn("removed \(entry) from the stick: ferry follows no link and keeps no leftovers", &report)
         }
+        for entry in found.ignored {
+            warn("\(entry) on the stick is a directory that is not NNCP's; left as it is, nncp-xfer does not enter it", &report)
+        }
         for (recipient, count) in found.foreign {
             let name = nncp.node(id: recipient)?.name ?? recipient
             report.foreign[name] = count
@@ -142,7 +147,7 @@ public struct StickVisit: Sendable {
             let acknowledged = AcknowledgedPackets(stateDir: config.stateDir)
             try acknowledged.record(
                 AcknowledgedPackets.confirmed(inLog: String(decoding: ack.standardError, as: UTF8.self)), from: peer.id, spool: spool)
-            acks += try await acknowledgeAgain(seenBefore, from: peer, known: acknowledged.load()[peer.id] ?? [], report: &report)
+            acks += try await acknowledgeAgain(seenBefore, from: peer, known: try acknowledged.load()[peer.id] ?? [], report: &report)
             report.acks = acks.count
         case .laptop:
             throw ExchangeError(step: "setup", problem: "a laptop does not exchange sticks")
@@ -329,7 +334,7 @@ public struct StickVisit: Sendable {
     /// and never try to send it.
     private func reportTooBig(_ packets: [QueuedPacket], total: UInt64, filesystem: StickFilesystem, report: inout VisitReport) {
         let file = "too-big.json"
-        var known = StateFile<[String]>(file, stateDir: config.stateDir).read() ?? []
+        var known = StateFile<[String]>(file, stateDir: config.stateDir).load { context.logger.warning("\($0)") } ?? []
         let fresh = packets.filter { !known.contains($0.name) }
         for packet in fresh {
             let size = humanSize(packet.size)

@@ -53,7 +53,9 @@ struct VisitJournal {
             guard let record = journal.latestTrusted(event: "visit", nodeID: peer.id), let visit = record.decode(VisitReport.self) else {
                 return
             }
-            let known = StateFile<PeerState>(Self.peerStateFile, stateDir: context.config.stateDir).read()
+            var damaged: String?
+            let known = StateFile<PeerState>(Self.peerStateFile, stateDir: context.config.stateDir).load { damaged = $0 }
+            if let damaged { warn(damaged, &report) }
             if let known, known.nodeID == peer.id, Self.isOlder(record, than: known) {
                 warn(
                     "journal: \(peer.name)'s newest record on this stick (seq \(record.seq) of \(printable(record.time, limit: 40))) is older than the one already known (seq \(known.seq) of \(printable(known.time, limit: 40))): the journal was rolled back to an earlier copy; ignored",

@@ -17,8 +17,8 @@ public struct VisitReport: Codable, Sendable, Equatable {
     public static let fileName = "last-visit.json"
 
     /// This host's last visit's report, if there is one.
-    public static func last(stateDir: String) -> VisitReport? {
-        StateFile<VisitReport>(fileName, stateDir: stateDir).read()
+    public static func last(stateDir: String) throws -> VisitReport? {
+        try StateFile<VisitReport>(fileName, stateDir: stateDir).load()
     }
 
     public var role: String

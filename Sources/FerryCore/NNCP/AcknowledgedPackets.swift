@@ -16,15 +16,15 @@ struct AcknowledgedPackets {
     private var file: StateFile<[String: Set<String>]> { StateFile(Self.file, stateDir: stateDir) }
 
     /// Hashes by sender id.
-    func load() -> [String: Set<String>] {
-        file.read() ?? [:]
+    func load() throws -> [String: Set<String>] {
+        try file.load() ?? [:]
     }
 
     /// Adds `hashes` from `sender`, and forgets those the spool holds
     /// neither in rx nor in rx/seen: a pruned seen/ would let a resent copy
     /// run again anyway, so the record grows no larger than seen/ does.
     func record(_ hashes: [String], from sender: String, spool: Spool) throws {
-        var known = load()
+        var known = try load()
         known[sender, default: []].formUnion(hashes)
         for (node, names) in known {
             known[node] = names.filter { spool.holdsReceived($0, from: node) || spool.hasSeen($0, from: node) }

@@ -23,8 +23,7 @@ public struct CardStore: Sendable {
     }
 
     public func save(_ card: NodeCard) throws {
-        try FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try LocalFiles.createDirectory(directory, mode: 0o755)
         try SafeDirectory(path: directory).writeFileAtomically(card.name + ".card", bytes: Array((try card.json() + "\n").utf8))
     }
 }

@@ -63,8 +63,7 @@ public struct NodeInit: Sendable {
         if !exists { try await makeNNCPConfig(group: account?.gid) }
         let nncp = try await NNCPConfigLoader(runner: runner).load(path: nncpConfig, configKey: "--nncp-config")
 
-        try FileManager.default.createDirectory(
-            atPath: (nncp.spool as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try LocalFiles.createDirectory((nncp.spool as NSString).deletingLastPathComponent, mode: 0o755)
         try Spool(path: nncp.spool).prepare(owner: nncpUser)
         try writeConfig(configText)
         var config = try FerryConfig.parse(configText, path: configPath)
@@ -102,7 +101,7 @@ public struct NodeInit: Sendable {
     /// (NNCP runs as that user and reads it).
     private func makeNNCPConfig(group: gid_t?) async throws {
         let parent = (nncpConfig as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        try LocalFiles.createDirectory(parent, mode: 0o755)
         var template = Array((NSTemporaryDirectory() + "/ferry-init.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw InitError("could not make a private temporary directory") }
         let scratch = String(cString: made)
@@ -143,8 +142,7 @@ public struct NodeInit: Sendable {
     }
 
     private func writeConfig(_ text: String) throws {
-        try FileManager.default.createDirectory(
-            atPath: (configPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try LocalFiles.createDirectory((configPath as NSString).deletingLastPathComponent, mode: 0o755)
         let fd = open(configPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw InitError("could not write \(configPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }

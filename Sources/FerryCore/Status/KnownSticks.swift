@@ -20,12 +20,12 @@ public struct KnownSticks: Sendable {
 
     var file: StateFile<[StickSeen]> { StateFile(Self.fileName, stateDir: stateDir) }
 
-    public func load() -> [StickSeen] {
-        file.read() ?? []
+    public func load() throws -> [StickSeen] {
+        try file.load() ?? []
     }
 
     func saw(identity: StickIdentity, report: VisitReport) throws {
-        var sticks = load().filter { $0.uuid != identity.uuid }
+        var sticks = try load().filter { $0.uuid != identity.uuid }
         sticks.append(
             StickSeen(
                 uuid: identity.uuid, label: identity.label, lastSeen: report.finished, freeBytes: report.stickFree,

@@ -60,29 +60,29 @@ public struct StatusReader: Sendable {
         }
         queue.sort { ($0.node, $0.nice) < ($1.node, $1.nice) }
 
-        let lastVisit = VisitReport.last(stateDir: config.stateDir)
-        let peer = StateFile<PeerState>(VisitJournal.peerStateFile, stateDir: config.stateDir).read()
-        let sticks = KnownSticks(stateDir: config.stateDir).load()
+        let lastVisit = try VisitReport.last(stateDir: config.stateDir)
+        let peer = try StateFile<PeerState>(VisitJournal.peerStateFile, stateDir: config.stateDir).load()
+        let sticks = try KnownSticks(stateDir: config.stateDir).load()
         if config.role != .laptop {
-            let limit = parseDuration(config.status.visitWarnAfter) ?? .seconds(7 * 86400)
-            let seconds = TimeInterval(limit.components.seconds)
+            let seconds = config.status.visitWarnAfter.timeInterval
             if let finished = lastVisit.flatMap({ Self.date($0.finished) }) {
                 if now.timeIntervalSince(finished) > seconds {
                     warnings.append(
-                        "no stick has visited this host since \(lastVisit!.finished) (more than \(config.status.visitWarnAfter))")
+                        "no stick has visited this host since \(lastVisit!.finished) (more than \(config.status.visitWarnAfter.configText))"
+                    )
                 }
             } else {
                 warnings.append("no stick has visited this host yet")
             }
             if let peer, let time = Self.date(peer.time), now.timeIntervalSince(time) > seconds {
-                warnings.append("\(peer.node) was last visited \(peer.time), more than \(config.status.visitWarnAfter) ago")
+                warnings.append("\(peer.node) was last visited \(peer.time), more than \(config.status.visitWarnAfter.configText) ago")
             }
         }
         for stick in sticks where stick.totalBytes > 0 && Double(stick.freeBytes) < Double(stick.totalBytes) * Self.nearlyFull {
             warnings.append(
                 "stick \(stick.label) (\(stick.uuid)) was nearly full at its last visit: \(humanSize(stick.freeBytes)) free")
         }
-        let tooBig = StateFile<[String]>("too-big.json", stateDir: config.stateDir).read() ?? []
+        let tooBig = try StateFile<[String]>("too-big.json", stateDir: config.stateDir).load() ?? []
         let stillQueued = Set(
             queue.isEmpty ? [] : try nncp.neighbours.values.flatMap { try spool.queued(for: $0.id, readingNiceness: false).map(\.name) })
         for name in tooBig where stillQueued.contains(name) {
@@ -98,11 +98,11 @@ public struct StatusReader: Sendable {
         }
         let backupsvr = config.role == .backupsvr ? try await DriveDock(context: context).backupsvrState() : nil
         let datasets = backupsvr?.datasets
-        let datasetLimit = TimeInterval((parseDuration(config.status.datasetWarnAfter) ?? .seconds(7 * 86400)).components.seconds)
+        let datasetLimit = config.status.datasetWarnAfter.timeInterval
         for (holder, dataset) in (datasets ?? []).map({ ("", $0) }) + (peer?.visit.datasets ?? []).map({ ("\(peer!.node): ", $0) }) {
             if let created = Self.date(dataset.created), now.timeIntervalSince(created) > datasetLimit {
                 warnings.append(
-                    "\(holder)the newest snapshot of \(dataset.dataset) is \(dataset.snapshot) of \(dataset.created), older than \(config.status.datasetWarnAfter)"
+                    "\(holder)the newest snapshot of \(dataset.dataset) is \(dataset.snapshot) of \(dataset.created), older than \(config.status.datasetWarnAfter.configText)"
                 )
             }
         }

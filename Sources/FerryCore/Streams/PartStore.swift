@@ -87,7 +87,7 @@ public struct PartStore: Sendable {
 
     public init(store: StreamStore) throws {
         path = store.path + "/" + Self.directoryName
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try LocalFiles.createDirectory(path, mode: 0o700)
     }
 
     /// What became of a part.
@@ -130,8 +130,7 @@ public struct PartStore: Sendable {
             _ = StreamPump.drain(input)
             throw PartError.disagrees("part \(number) of stream \(stream) claims \(dataset), but its stream began as \(incoming.dataset)")
         }
-        try FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try LocalFiles.createDirectory(directory, mode: 0o700)
         let temporary = directory + "/" + Self.partName(number) + ".tmp"
         let received = try receive(into: temporary, input: input)
         var keep = false
@@ -428,10 +427,10 @@ extension PartStore {
     public static func incomplete(config: FerryConfig, now: Date) -> (streams: [IncompleteStreamStatus], warnings: [String]) {
         guard let store = try? StreamStore(stateDir: config.stateDir), let parts = try? PartStore(store: store) else { return ([], []) }
         let streams = parts.status()
-        let limit = TimeInterval((parseDuration(config.status.datasetWarnAfter) ?? .seconds(7 * 86400)).components.seconds)
+        let limit = config.status.datasetWarnAfter.timeInterval
         let warnings = streams.compactMap { stream -> String? in
             guard let since = try? Date(stream.since, strategy: .iso8601), now.timeIntervalSince(since) > limit else { return nil }
-            return "a split stream has been incomplete for more than \(config.status.datasetWarnAfter): " + stream.line
+            return "a split stream has been incomplete for more than \(config.status.datasetWarnAfter.configText): " + stream.line
         }
         return (streams, warnings)
     }

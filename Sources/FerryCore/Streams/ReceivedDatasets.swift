@@ -30,12 +30,12 @@ public struct ReceivedDatasets: Sendable {
     var guidFile: StateFile<[String: [String]]> { StateFile("received-snapshots.json", stateDir: stateDir) }
 
     /// The GUIDs of the snapshots ferry received, by HOST/DATASET.
-    public func receivedGUIDs() -> [String: Set<UInt64>] {
-        (guidFile.read() ?? [:]).mapValues { Set($0.compactMap(UInt64.init)) }
+    public func receivedGUIDs() throws -> [String: Set<UInt64>] {
+        (try guidFile.load() ?? [:]).mapValues { Set($0.compactMap(UInt64.init)) }
     }
 
-    public func load() -> [ReceivedDataset] {
-        file.read() ?? []
+    public func load() throws -> [ReceivedDataset] {
+        try file.load() ?? []
     }
 
     /// Records that `pool` now holds `stream`'s snapshot. The recorded
@@ -43,13 +43,13 @@ public struct ReceivedDatasets: Sendable {
     /// held by `pool` alone so far; an older one changes nothing, since the
     /// record is of the newest snapshot.
     public func record(_ stream: StoredStream, pool: String, at time: Date) throws {
-        var guids = guidFile.read() ?? [:]
+        var guids = try guidFile.load() ?? [:]
         let guid = String(stream.header.toGUID)
         if guids["\(stream.dataset)", default: []].contains(guid) == false {
             guids["\(stream.dataset)", default: []].append(guid)
             try guidFile.write(guids)
         }
-        var all = load()
+        var all = try load()
         let name = "\(stream.dataset)"
         let created = Date(timeIntervalSince1970: TimeInterval(stream.header.creationTime)).rfc3339
         if let index = all.firstIndex(where: { $0.dataset == name }) {

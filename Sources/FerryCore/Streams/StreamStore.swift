@@ -63,7 +63,7 @@ public final class StreamStore: @unchecked Sendable {
 
     public init(stateDir: String) throws {
         path = stateDir + "/" + Self.directoryName
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try LocalFiles.createDirectory(path, mode: 0o700)
         directory = try SafeDirectory(path: path)
     }
 
@@ -187,7 +187,7 @@ public final class StreamStore: @unchecked Sendable {
     public func remove(_ id: String) throws {
         try directory.remove(id + ".json")
         if (try? directory.kind(of: id + Self.partsSuffix)) == .directory {
-            try FileManager.default.removeItem(atPath: partsDirectory(id))
+            try LocalFiles.removeTree(partsDirectory(id))
         } else {
             try directory.remove(id + ".zstream")
         }

@@ -41,7 +41,7 @@ public final class HostLock: @unchecked Sendable {
     /// Waits for the lock in `stateDir`, saying once that it waits; a
     /// cancelled task stops waiting, and so does `giveUpAfter` running out.
     public static func acquire(_ kind: Kind, stateDir: String, logger: Logger, giveUpAfter: Duration? = nil) async throws -> HostLock {
-        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try LocalFiles.createDirectory(stateDir, mode: 0o700)
         let path = stateDir + "/" + kind.fileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
