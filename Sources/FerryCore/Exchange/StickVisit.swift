@@ -60,6 +60,9 @@ public struct StickVisit: Sendable {
             try KnownSticks(stateDir: config.stateDir).saw(identity: identity, report: report)
             progress.step("syncing the stick")
             try await syncStick(root)
+        } catch let error as StickUnusableError where !Task.isCancelled {
+            await recordUnusable(error, root: root, peer: peer, report: &report)
+            throw error
         } catch {
             // Whatever a cancelled visit was doing failed because of the
             // SIGTERM: say that, not how the step broke.
@@ -69,6 +72,26 @@ public struct StickVisit: Sendable {
         }
         try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
         return report
+    }
+
+    /// A stick that is ours but cannot be used: what the peer last wrote is
+    /// still read, and the failure goes into the journal (and this host's
+    /// last visit), so that the other host learns why the stick is
+    /// unusable. All of it is best effort: the visit has failed already.
+    private func recordUnusable(_ error: StickUnusableError, root: SafeDirectory, peer: NNCPNode, report: inout VisitReport) async {
+        report.failure = "\(error.underlying)"
+        report.finished = context.clock.now().rfc3339
+        let journal = VisitJournal(context: context, nncp: nncp)
+        let verified = try? journal.readPeer(root: root, peer: peer, report: &report)
+        journal.append(
+            root: root, event: "unusable", data: StickUnusableRecord(stick: report.stick, problem: "\(error.underlying)"),
+            report: &report, verified: verified)
+        try? await syncStick(root)
+        do {
+            try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
+        } catch {
+            context.logger.warning("\(error)")
+        }
     }
 
     /// syncfs, waited for only until a SIGTERM. `FERRY_TEST_SYNC_DELAY`
@@ -95,7 +118,13 @@ public struct StickVisit: Sendable {
     private func exchange(
         root: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem, report: inout VisitReport
     ) async throws {
-        let (found, nncpDirectory) = try StickPackets.prepare(root: root, selfID: nncp.selfID, peerID: peer.id, owner: owner)
+        let found: StickPackets
+        let nncpDirectory: SafeDirectory
+        do {
+            (found, nncpDirectory) = try StickPackets.prepare(root: root, selfID: nncp.selfID, peerID: peer.id, owner: owner)
+        } catch let error as FileAccessError {
+            throw StickUnusableError(underlying: error)
+        }
         report.removed = found.removed
         for entry in found.removed {
             warn("removed \(entry) from the stick: ferry follows no link and keeps no leftovers", &report)

@@ -50,7 +50,15 @@ struct VisitJournal {
             if more > 0 {
                 warn("journal: \(more) more problem(s); run ferry journal --verify", &report)
             }
-            guard let record = journal.latestTrusted(event: "visit", nodeID: peer.id), let visit = record.decode(VisitReport.self) else {
+            let latestVisit = journal.latestTrusted(event: "visit", nodeID: peer.id)
+            if let unusable = journal.latestTrusted(event: "unusable", nodeID: peer.id),
+                let note = unusable.decode(StickUnusableRecord.self), latestVisit.map({ !Self.isOlder(unusable, than: $0) }) ?? true
+            {
+                warn(
+                    "journal: \(peer.name) could not use this stick at its visit of \(printable(unusable.time, limit: 40)): \(printable(note.problem, limit: 200))",
+                    &report)
+            }
+            guard let record = latestVisit, let visit = record.decode(VisitReport.self) else {
                 return
             }
             var damaged: String?
@@ -74,10 +82,15 @@ struct VisitJournal {
     /// Appends this visit's record. A journal that cannot be written is a
     /// warning: the packets still cross.
     func append(root: SafeDirectory, report: inout VisitReport, verified: VerifiedJournal? = nil) {
+        append(root: root, event: "visit", data: report, report: &report, verified: verified)
+    }
+
+    /// Appends a record of `event` with `data`; a failure is a warning in `report`.
+    func append<T: Encodable>(root: SafeDirectory, event: String, data: T, report: inout VisitReport, verified: VerifiedJournal?) {
         do {
             let directory = try root.subdirectory(StickIdentity.directory)
             let writer = JournalWriter(directory: directory, nncp: nncp, clock: context.clock)
-            let seq = try writer.append(event: "visit", role: context.config.role.rawValue, data: report, verified: verified)
+            let seq = try writer.append(event: event, role: context.config.role.rawValue, data: data, verified: verified)
             context.logger.info("journal record written", metadata: ["seq": "\(seq)"])
         } catch {
             warn("journal: this visit's record could not be written: \(error)", &report)
@@ -88,9 +101,17 @@ struct VisitJournal {
     /// have unrelated seqs, so the writer's own signed time decides; the seq
     /// only between two records of the same time.
     static func isOlder(_ record: VerifiedRecord, than known: PeerState) -> Bool {
-        let (new, old) = (Date(rfc3339: record.time), Date(rfc3339: known.time))
-        guard let new, let old else { return record.time < known.time }
-        return new < old || (new == old && record.seq < known.seq)
+        isOlder(record, time: known.time, seq: known.seq)
+    }
+
+    static func isOlder(_ record: VerifiedRecord, than other: VerifiedRecord) -> Bool {
+        isOlder(record, time: other.time, seq: other.seq)
+    }
+
+    private static func isOlder(_ record: VerifiedRecord, time: String, seq: Int) -> Bool {
+        let (new, old) = (Date(rfc3339: record.time), Date(rfc3339: time))
+        guard let new, let old else { return record.time < time }
+        return new < old || (new == old && record.seq < seq)
     }
 
     /// A journal problem is a warning of this visit, and is kept apart in

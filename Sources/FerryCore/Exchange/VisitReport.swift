@@ -67,6 +67,26 @@ public struct VisitReport: Codable, Sendable, Equatable {
     /// What was wrong with the stick's journal on this visit (forged,
     /// rolled back, set aside): warnings of `ferry status` here.
     public var journalProblems: [String]?
+    /// Why the visit failed on a stick that is ours but cannot be used
+    /// (a bound passed); nil for a visit that did its work.
+    public var failure: String?
+}
+
+/// The journal record (event `unusable`) of a visit that found the stick
+/// ours but could not use it, so that the other host learns why.
+public struct StickUnusableRecord: Codable, Sendable, Equatable {
+    public var stick: String
+    public var problem: String
+}
+
+/// A stick that is ours (its identity verified on this mount) that ferry
+/// cannot use: its `nncp/` passes a bound, or cannot be walked.
+public struct StickUnusableError: FerryError {
+    public var underlying: FileAccessError
+
+    public var description: String {
+        "\(underlying); the stick cannot be used until that is cleared, and its journal says so to the other host"
+    }
 }
 
 /// A visit that could not be completed.

@@ -93,6 +93,9 @@ public struct StatusReader: Sendable {
         if let peer {
             warnings += peer.visit.warnings.map { "\(peer.node): \($0)" }
         }
+        if let lastVisit, let failure = lastVisit.failure {
+            warnings.append("the last visit (stick \(printable(lastVisit.stick, limit: 80))) could not use the stick: \(failure)")
+        }
         if let lastVisit, let problems = lastVisit.journalProblems {
             warnings += problems.map { "the last visit (stick \(printable(lastVisit.stick, limit: 80))) found: \($0)" }
         }
