@@ -197,9 +197,9 @@ struct HostileJournalTests {
                 try handle.close()
                 try FileManager.default.copyItem(atPath: root + "/.ferry/journal", toPath: copy + "/journal")
             }
-            func measured(_ arguments: [String]) async throws -> (kib: Int, seconds: Double) {
+            func measured(_ arguments: [String], binary: String = FerryBinary.path) async throws -> (kib: Int, seconds: Double) {
                 let run = try await bed.sh(
-                    "/usr/bin/time", "-f", "%M %e", FerryBinary.path, arguments[0], arguments[1], "--config", bed.configPath("spooler"))
+                    "/usr/bin/time", "-f", "%M %e", binary, arguments[0], arguments[1], "--config", bed.configPath("spooler"))
                 let figures = String(decoding: run.standardError, as: UTF8.self).split(separator: "\n").last?.split(separator: " ") ?? []
                 return (Int(figures.first ?? "") ?? .max, Double(figures.last ?? "") ?? .infinity)
             }
@@ -215,7 +215,27 @@ struct HostileJournalTests {
             for (name, hostile, base) in [("journal", journalHostile, journalBase), ("handle", handleHostile, handleBase)] {
                 #expect(hostile.seconds < 5, "ferry \(name): \(hostile.seconds) s")
                 #expect(hostile.kib - base.kib < 4 << 10, "ferry \(name): \(hostile.kib) KiB against \(base.kib) KiB")
-                if FerryBinary.path.contains("/release/") { #expect(hostile.kib < 30 << 10, "ferry \(name): \(hostile.kib) KiB") }
+            }
+            // The absolute target is for the binary that ships: `make test`
+            // builds it first and names it in FERRY_RELEASE_BINARY. The
+            // handle compacted the journal, so the hostile one goes back.
+            if let release = FerryBinary.release {
+                try bed.tamper(stick) { root in
+                    try FileManager.default.removeItem(atPath: root + "/.ferry/journal")
+                    try FileManager.default.copyItem(atPath: copy + "/journal", toPath: root + "/.ferry/journal")
+                }
+                let journal = try await measured(["journal", copy], binary: release)
+                let handle = try await measured(["handle", stick.devnode], binary: release)
+                print(
+                    "300 MB hostile journal, release binary: ferry journal \(journal.kib) KiB \(journal.seconds) s, ferry handle \(handle.kib) KiB \(handle.seconds) s"
+                )
+                for (name, figures) in [("journal", journal), ("handle", handle)] {
+                    #expect(figures.kib < 30 << 10, "release ferry \(name): \(figures.kib) KiB")
+                    #expect(figures.seconds < 5, "release ferry \(name): \(figures.seconds) s")
+                }
+            } else if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record(
+                    "FERRY_RELEASE_BINARY is not set: make test sets it, so that the 30 MiB bound is measured on the release build")
             }
         }
     }

@@ -45,6 +45,14 @@ enum FerryBinary {
         return bundle.appendingPathComponent("ferry").path
     }
 
+    /// The release build, which `make test` makes before the tests and
+    /// names in FERRY_RELEASE_BINARY: the binary that ships, for the
+    /// absolute bounds (a debug build costs more memory of its own).
+    static var release: String? {
+        if let path = ProcessInfo.processInfo.environment["FERRY_RELEASE_BINARY"], !path.isEmpty { return path }
+        return path.contains("/release/") ? path : nil
+    }
+
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Run {
         let result = try await SubprocessRunner().run(
             Command(path, arguments, environment: environment, timeout: .seconds(120)), input: nil)
