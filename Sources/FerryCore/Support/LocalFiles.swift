@@ -29,7 +29,7 @@ enum LocalFiles {
         } catch {
             throw FileAccessError(path: path, code: .system(error))
         }
-        guard FileType(mode: info.st_mode) == .directory else { throw FileAccessError(path: path, code: .notDirectory) }
+        guard FileType(mode: info.st_mode) == .directory else { throw FileAccessError(path: path, code: .system(.notDirectory)) }
     }
 
     /// Removes `path` and everything under it.
