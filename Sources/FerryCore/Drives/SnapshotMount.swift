@@ -209,11 +209,9 @@ public struct SnapshotMounter: Sendable {
             throw DriveError(.badDirectory, subject: directory, problem: "is not an absolute path")
         }
         do {
-            try FileManager.default.createDirectory(
-                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try LocalFiles.createDirectory(directory, mode: 0o700)
         } catch {
-            throw DriveError(
-                .badDirectory, subject: directory, problem: "is not a directory and cannot be made one: \(error.localizedDescription)")
+            throw DriveError(.badDirectory, subject: directory, problem: "is not a directory and cannot be made one: \(error)")
         }
         let target = Self.normalized(directory)
         guard (try? FileManager.default.contentsOfDirectory(atPath: target))?.isEmpty == true else {
