@@ -85,7 +85,7 @@ public struct StickUnusableError: FerryError {
     public var underlying: FileAccessError
 
     public var description: String {
-        "\(underlying); the stick cannot be used until that is cleared, and its journal says so to the other host"
+        "\(underlying); the stick cannot be used until that is cleared"
     }
 }
 
