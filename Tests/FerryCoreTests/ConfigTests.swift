@@ -165,10 +165,10 @@ struct ConfigTests {
 
     @Test(
         "a table name that no key starts with is one error line, not an abort inside toml++ (found by the fuzzer)",
-        arguments: ["[~receive]", "[[~receive]]", "[ ~a]", "[]"])
-    func badTableHeader(header: String) {
+        arguments: ["[~receive]", "[[~receive]]", "[ ~a]", "[]"], ["\n", "\r\n"])
+    func badTableHeader(header: String, lineEnd: String) {
         #expect {
-            _ = try FerryConfig.parse("role = \"spooler\"\n\(header)\n", path: path)
+            _ = try FerryConfig.parse("role = \"spooler\"\(lineEnd)\(header)\(lineEnd)", path: path)
         } throws: { error in
             "\(error)".hasPrefix("/etc/ferry/ferry.toml is not valid TOML at line 2")
         }

@@ -120,8 +120,11 @@ public struct FerryConfig: Sendable, Equatable {
         // `{` of an inline table. Table headers are only seen outside both.
         var open: [UInt8] = []
         var inMultilineString: String?
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let bytes = Array(line.utf8)
+        // Lines are split on the byte LF, as toml++ splits them: split as
+        // Characters, "\r\n" is one grapheme and no line would end there
+        // (the fuzzer found a header after a CRLF line taken for a comment).
+        for (index, line) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let bytes = Array(line)
             var position = 0
             if inMultilineString == nil, open.isEmpty {
                 while position < bytes.count, bytes[position] == 32 || bytes[position] == 9 { position += 1 }
@@ -142,7 +145,7 @@ public struct FerryConfig: Sendable, Equatable {
             while position < bytes.count {
                 let byte = bytes[position]
                 if let quote = inMultilineString {
-                    if line.utf8.dropFirst(position).starts(with: quote.utf8) {
+                    if bytes[position...].starts(with: quote.utf8) {
                         inMultilineString = nil
                         position += 3
                     } else {
@@ -159,7 +162,7 @@ public struct FerryConfig: Sendable, Equatable {
                     _ = open.popLast()
                 case UInt8(ascii: "\""), UInt8(ascii: "'"):
                     let triple = String(repeating: Character(UnicodeScalar(byte)), count: 3)
-                    if line.utf8.dropFirst(position).starts(with: triple.utf8) {
+                    if bytes[position...].starts(with: triple.utf8) {
                         inMultilineString = triple
                         position += 2
                     } else {
