@@ -188,6 +188,15 @@ struct ConfigTests {
         }
     }
 
+    @Test("a table name that no key starts with, right after a byte order mark, is one error line, not an abort")
+    func badTableHeaderAfterBOM() {
+        #expect {
+            _ = try FerryConfig.parse("\u{FEFF}[~receive]\nrole = \"spooler\"\n", path: path)
+        } throws: { error in
+            "\(error)".hasPrefix("/etc/ferry/ferry.toml is not valid TOML at line 1: a table name starts")
+        }
+    }
+
     @Test("braces and brackets that TOML allows pass the check before the parse")
     func bracesThatAreFine() {
         let text = #"""

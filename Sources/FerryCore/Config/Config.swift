@@ -125,7 +125,8 @@ public struct FerryConfig: Sendable, Equatable {
         // (the fuzzer found a header after a CRLF line taken for a comment).
         for (index, line) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             let bytes = Array(line)
-            var position = 0
+            // toml++ skips a byte order mark at the start of the text.
+            var position = index == 0 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
             if inMultilineString == nil, open.isEmpty {
                 while position < bytes.count, bytes[position] == 32 || bytes[position] == 9 { position += 1 }
                 if position < bytes.count, bytes[position] == UInt8(ascii: "[") {
