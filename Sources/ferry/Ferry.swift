@@ -12,7 +12,7 @@ struct Ferry: AsyncParsableCommand {
         abstract: "Carries NNCP packets across an air gap on USB sticks, and keeps offline ZFS backup drives up to date.",
         subcommands: [
             Handle.self, Identify.self, Enroll.self, Drive.self, Status.self, Journal.self, Send.self, Queue.self, Receive.self,
-            Toss.self, Init.self, Card.self, Pair.self, Doctor.self, Demo.self,
+            State.self, Verify.self, Toss.self, Init.self, Card.self, Pair.self, Doctor.self, Demo.self,
         ])
 }
 
@@ -35,6 +35,19 @@ struct GlobalOptions: ParsableArguments {
 }
 
 extension GlobalOptions {
+    /// The context of an NNCP exec handler; nil after the error line when
+    /// the config is bad. The input is read to its end even then, so that
+    /// nncp-toss does not see its packet taken only in part.
+    func handlerContext() async throws -> FerryContext? {
+        do {
+            return try context(syslog: true)
+        } catch {
+            _ = StreamPump.drain(.standardInput)
+            try await reportingErrors { throw error }
+            return nil
+        }
+    }
+
     func bootstrapLogging(syslog: Bool = false) {
         let level: Logger.Level = verbose ? .debug : .info
         LoggingSystem.bootstrap { label -> any LogHandler in
@@ -204,14 +217,7 @@ struct Receive: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context: FerryContext
-        do {
-            context = try options.context(syslog: true)
-        } catch {
-            _ = StreamPump.drain(.standardInput)
-            try await reportingErrors { throw error }
-            return
-        }
+        guard let context = try await options.handlerContext() else { return }
         do {
             let nncp = try await context.nncpConfig()
             try await stoppingOnSignals {
@@ -230,6 +236,59 @@ struct Receive: AsyncParsableCommand {
             throw ExitCode(refusal.exitStatus.rawValue)
         } catch {
             try await reportingErrors { throw error }
+        }
+    }
+}
+
+struct State: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The NNCP exec handler ferrystate: backupsvr's state and verify requests on a laptop, verify results on backupsvr.",
+        discussion: """
+            A laptop takes messages from [send].backupsvr only; backupsvr takes verify results from its [receive].senders only. \
+            Exit status 0: the message is taken, or refused for good (one line on standard error, and logged), so that nncp-toss drops it \
+            rather than retry a forged or malformed message on every toss. 1: a fault here (state-dir not writable); the packet stays queued.
+            """)
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        guard let context = try await options.handlerContext() else { return }
+        try await reportingErrors {
+            let nncp = try await context.nncpConfig()
+            do {
+                let line = try await StateHandler(context: context, nncp: nncp).handle(
+                    senderID: ProcessInfo.processInfo.environment["NNCP_SENDER"])
+                say(line)
+            } catch let refusal as StateMessageError where !refusal.keepQueued {
+                FileHandle.standardError.write(Data("ferry: \(terminalLine("\(refusal)"))\n".utf8))
+            }
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Backupsvr: the restore drill; the newest snapshot on a drive in the dock, compared on the laptop.",
+        discussion: """
+            Makes a manifest of the snapshot through a read-only clone (path, type, size, mode, SHA-256, link targets) and queues it \
+            for the laptop's ferrystate handle. The laptop compares it with its own snapshot and sends the result back; \
+            ferry status shows it when it has arrived.
+            """)
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "HOST/DATASET, as backupsvr names it.") var destination: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let nncp = try await context.nncpConfig()
+            let requested = try await VerifyDrill(context: context, nncp: nncp).request(destination)
+            say(
+                "\(requested.manifest.dataset)@\(requested.manifest.snapshot) on \(requested.pool): \(requested.manifest.entries.count) entries, \(humanSize(requested.manifest.fileBytes)) of files"
+            )
+            say(
+                "the manifest (\(humanSize(UInt64(requested.bytes)))) is queued for \(requested.laptop); its answer comes back with the sticks, and ferry status shows it"
+            )
         }
     }
 }

@@ -159,12 +159,15 @@ struct PairAddTests {
         try NodeCard.make(name: name, role: role, nncp: nodes.config(of: node ?? name))
     }
 
-    @Test("backupsvr takes a laptop: exec zfsreceive runs ferry receive with its --config, and [receive].senders names it")
+    @Test(
+        "backupsvr takes a laptop: exec zfsreceive runs ferry receive and ferrystate ferry state, with its --config; [receive].senders names it"
+    )
     func backupsvrTakesLaptop() throws {
         let host = PairingHost(.backupsvr, name: "backupsvr", nodes: nodes)
         #expect(try host.add(try card("spooler", .spooler)))
         #expect(try host.add(try card("laptop", .laptop)))
         #expect(host.file("nncp/neigh/laptop/exec/zfsreceive") == "/usr/bin/ferry\nreceive\n--config\n\(host.configPath)\n")
+        #expect(host.file("nncp/neigh/laptop/exec/ferrystate") == "/usr/bin/ferry\nstate\n--config\n\(host.configPath)\n")
         #expect(host.file("nncp/neigh/laptop/id") == nodes.id("laptop") + "\n")
         #expect(host.file("nncp/neigh/laptop/via") == "spooler\n")
         let config = try FerryConfig.load(path: host.configPath)

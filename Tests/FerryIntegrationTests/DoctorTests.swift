@@ -117,6 +117,20 @@ struct DoctorTests {
                 break: {
                     undo = try edit(restoreHandler) { $0 }; unlink(restoreHandler)
                 }, restore: { try undo() })
+            let stateHandler = laptopNeighbour + "/exec/ferrystate"
+            try await broken(
+                hosts, "laptop", "a ferrystate not running ferry state",
+                problem: "backupsvr's exec handler ferrystate does not run ferry state",
+                fix: "write \(stateHandler) with one word a line",
+                break: { undo = try edit(stateHandler) { $0.replacingOccurrences(of: "\nstate\n", with: "\nreceive\n") } },
+                restore: { try undo() })
+            let resultHandler = nncp + "/neigh/laptop/exec/ferrystate"
+            try await broken(
+                hosts, "backupsvr", "no ferrystate for the laptop's verify results",
+                problem: "laptop's exec handler ferrystate is missing", fix: "write \(resultHandler) with one word a line",
+                break: {
+                    undo = try edit(resultHandler) { $0 }; unlink(resultHandler)
+                }, restore: { try undo() })
 
             // What the ferry binary here cannot be made to see: systemd, a
             // host without zpool, and a clock set back, through the same

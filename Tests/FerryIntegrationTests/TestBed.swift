@@ -83,7 +83,11 @@ final class TestBed: @unchecked Sendable {
     /// stream in received/, or `ferry receive` itself.
     enum Handler { case script, ferryReceive }
 
-    static func with<T>(handler choice: Handler = .script, _ body: (TestBed) async throws -> T) async throws -> T {
+    /// With `stateBack`, traffic flows back too: backupsvr reaches the
+    /// laptop via the spooler, and both offer `ferrystate` (`ferry state`).
+    static func with<T>(handler choice: Handler = .script, stateBack: Bool = false, _ body: (TestBed) async throws -> T) async throws
+        -> T
+    {
         var template = Array("/tmp/ferry-it.XXXXXX".utf8CString)
         let directory = String(cString: mkdtemp(&template)!)
         let handler = directory + "/handler.sh"
@@ -96,16 +100,19 @@ final class TestBed: @unchecked Sendable {
         exec /bin/cat > "\(directory)/received/$(/bin/date +%s%N)"
         """.write(toFile: handler, atomically: false, encoding: .utf8)
         chmod(handler, 0o755)
+        func state(_ host: String) -> [String: [String]] {
+            stateBack ? ["ferrystate": [FerryBinary.path, "state", "--config", "\(directory)/\(host)/ferry.toml"]] : [:]
+        }
         let network = try await NNCPTestNetwork.create(
             in: directory,
             nodes: [
-                .init(name: "laptop", via: ["backupsvr": ["spooler"]]), .init(name: "spooler"),
+                .init(name: "laptop", via: ["backupsvr": ["spooler"]], exec: state("laptop")), .init(name: "spooler"),
                 .init(
-                    name: "backupsvr",
+                    name: "backupsvr", via: stateBack ? ["laptop": ["spooler"]] : [:],
                     exec: [
                         "zfsreceive": choice == .script
                             ? [handler] : [FerryBinary.path, "receive", "--config", "\(directory)/backupsvr/ferry.toml"]
-                    ]),
+                    ].merging(state("backupsvr")) { $1 }),
             ],
             runner: SubprocessRunner())
         let bed = TestBed(directory: directory, network: network)
@@ -143,6 +150,12 @@ final class TestBed: @unchecked Sendable {
     /// (nncp-xfer), and is tossed there into the queue for backupsvr.
     func carryToSpooler() async throws {
         try await network.carry(from: "laptop", to: "spooler", through: directory + "/lan", runner: runner)
+    }
+
+    /// What the spooler holds for the laptop reaches it through a directory,
+    /// and the laptop tosses it: its `ferrystate` handler runs.
+    func carryToLaptop() async throws {
+        try await network.carry(from: "spooler", to: "laptop", through: directory + "/lan", runner: runner)
     }
 
     /// What the spooler still keeps queued for backupsvr.

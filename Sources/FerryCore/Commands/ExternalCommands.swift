@@ -92,6 +92,17 @@ public enum NNCP {
         Command(Tool.nncpExec, ["-cfg", config, "-noprogress", "-nice", nice, node, handle] + arguments)
     }
 
+    /// The exec handle of backupsvr's state for a laptop, of verify
+    /// requests (to a laptop) and of verify results (to backupsvr).
+    public static let stateHandle = "ferrystate"
+
+    /// Queues the state message on standard input for `node`'s `ferrystate`
+    /// handle. Priority niceness: it is small, and should not wait behind
+    /// bulk streams on a stick with little room.
+    public static func execState(config: String, node: String) -> Command {
+        exec(config: config, nice: "P", node: node, handle: stateHandle, arguments: [])
+    }
+
     /// Queues one part of a split stream (DESIGN.md section 9): the same
     /// handle, with the stream and the part named after the destination.
     public static func execPart(
@@ -157,6 +168,12 @@ public enum Zfs {
         Command(
             Tool.zfs, ["create", "-o", "canmount=off", "-o", "readonly=on", "-o", "ferry:container=on", dataset],
             timeout: metadataTimeout)
+    }
+
+    /// A read-only clone of `origin`, mounted at `mountpoint`: how the
+    /// restore drill reads a snapshot without changing it.
+    public static func cloneReadOnly(_ origin: String, to clone: String, mountpoint: String) -> Command {
+        Command(Tool.zfs, ["clone", "-o", "readonly=on", "-o", "mountpoint=" + mountpoint, origin, clone], timeout: metadataTimeout)
     }
 
     public static func rename(_ dataset: String, to newName: String) -> Command {

@@ -46,6 +46,9 @@ public struct FerryConfig: Sendable, Equatable {
         /// `ferry status` warns when a dataset's newest snapshot on backupsvr
         /// is older than this (simplesnap --check's idea).
         public var datasetWarnAfter: Duration = .seconds(7 * 86400)
+        /// `ferry status` warns when a dataset's last restore drill that
+        /// found it equal is older than this, or when it never had one.
+        public var verifyWarnAfter: Duration = .seconds(90 * 86400)
     }
 
     public struct Receive: Sendable, Equatable {
@@ -240,9 +243,10 @@ public struct FerryConfig: Sendable, Equatable {
             }
         }
         if let status = try reader.table("status") {
-            try status.allowOnly(["visit-warn-after", "dataset-warn-after"])
+            try status.allowOnly(["visit-warn-after", "dataset-warn-after", "verify-warn-after"])
             config.status.visitWarnAfter = try status.duration("visit-warn-after") ?? config.status.visitWarnAfter
             config.status.datasetWarnAfter = try status.duration("dataset-warn-after") ?? config.status.datasetWarnAfter
+            config.status.verifyWarnAfter = try status.duration("verify-warn-after") ?? config.status.verifyWarnAfter
         }
         if let receive = try reader.table("receive") {
             try receive.allowOnly(["senders", "zfs-receive-options"])

@@ -169,10 +169,12 @@ public struct Doctor: Sendable {
                         "exec", "[receive].senders names \(sender), which is not a neighbour",
                         fix: "ferry pair DEVNODE with a stick that introduces it, or remove it from [receive].senders")
                 }
-                if let problem = problem(node.exec["zfsreceive"], "receive") {
-                    return .fail(
-                        "exec", "\(sender)'s exec handler zfsreceive \(problem)",
-                        fix: "write \(nncp.path)/neigh/\(sender)/exec/zfsreceive with one word a line: \(handlerLine("receive"))")
+                for (handle, subcommand) in [("zfsreceive", "receive"), ("ferrystate", "state")] {
+                    if let problem = problem(node.exec[handle], subcommand) {
+                        return .fail(
+                            "exec", "\(sender)'s exec handler \(handle) \(problem)",
+                            fix: "write \(nncp.path)/neigh/\(sender)/exec/\(handle) with one word a line: \(handlerLine(subcommand))")
+                    }
                 }
             }
             for node in nncp.neighbours.values.sorted(by: { $0.name < $1.name })

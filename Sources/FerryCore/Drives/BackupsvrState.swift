@@ -13,6 +13,10 @@ public struct BackupsvrState: Sendable, Equatable {
     public var streamStore: PacketCount?
     /// The split streams whose parts are still arriving.
     public var incompleteStreams: [IncompleteStreamStatus]
+    /// The restore drills' results, newest per dataset.
+    public var verified: [VerifyResult]
+    /// The streams refused for their sender or prefix.
+    public var refused: [RefusedStream]
 }
 
 extension DriveDock {
@@ -33,12 +37,22 @@ extension DriveDock {
         warnings += self.warnings(for: drives)
         let incomplete = PartStore.incomplete(config: context.config, now: context.clock.now())
         warnings += incomplete.warnings
-        let datasets = ReceivedDatasets(stateDir: context.config.stateDir).file.load { line in
+        let datasets =
+            ReceivedDatasets(stateDir: context.config.stateDir).file.load { line in
+                logger.warning("\(line)")
+                warnings.append(line)
+            } ?? []
+        let report = { (line: String) in
             logger.warning("\(line)")
             warnings.append(line)
         }
+        let verified = VerifyResults(stateDir: context.config.stateDir).load(reporting: report)
+        warnings += VerifyResults.warnings(
+            for: datasets.map(\.dataset), results: verified, limit: context.config.status.verifyWarnAfter, now: context.clock.now())
+        let refused = RefusalLog(stateDir: context.config.stateDir).load(reporting: report)
+        warnings += refused.map(\.line)
         return BackupsvrState(
-            drives: drives, warnings: warnings, datasets: datasets ?? [],
-            streamStore: try? openStore().size(), incompleteStreams: incomplete.streams)
+            drives: drives, warnings: warnings, datasets: datasets, streamStore: try? openStore().size(),
+            incompleteStreams: incomplete.streams, verified: verified, refused: refused)
     }
 }

@@ -50,6 +50,8 @@ public struct StickVisit: Sendable {
                 report.datasets = state.datasets
                 report.streamStore = state.streamStore
                 report.incompleteStreams = state.incompleteStreams
+                report.verified = state.verified
+                report.refused = state.refused
             }
             report.finished = context.clock.now().rfc3339
             let journal = VisitJournal(context: context, nncp: nncp)

@@ -53,6 +53,15 @@ public struct TossRun: Sendable {
             started: started, finished: context.clock.now().rfc3339, status: "\(result.status)",
             succeeded: result.status.succeeded && errors.isEmpty, errors: errors)
         try StateFile(Self.reportFile, stateDir: context.config.stateDir).write(report)
+        if context.config.role == .backupsvr {
+            // What the toss received changed what each laptop should know;
+            // the message goes out with the next stick.
+            do {
+                try await LaptopStates(context: context, nncp: nncp).queueChanged()
+            } catch {
+                context.logger.warning("could not queue the laptops' state messages: \(error)")
+            }
+        }
         if report.succeeded {
             context.logger.info("toss done")
         } else {

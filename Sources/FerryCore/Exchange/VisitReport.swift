@@ -60,6 +60,10 @@ public struct VisitReport: Codable, Sendable, Equatable {
     public var streamStore: PacketCount?
     /// backupsvr: the split streams whose parts are still arriving.
     public var incompleteStreams: [IncompleteStreamStatus]?
+    /// backupsvr: the restore drills' results, newest per dataset.
+    public var verified: [VerifyResult]?
+    /// backupsvr: the streams refused for their sender or prefix.
+    public var refused: [RefusedStream]?
     /// The stick after the visit.
     public var stickFree: UInt64 = 0
     public var stickTotal: UInt64 = 0

@@ -63,10 +63,11 @@ public struct Pairing: Sendable {
         switch (here, role) {
         case (.backupsvr, .laptop):
             entry.via = peer.map { [$0] } ?? []
-            entry.exec = ["zfsreceive": handler("receive")]
+            entry.exec = ["zfsreceive": handler("receive"), "ferrystate": handler("state")]
             plan.sender = card.name
             plan.becomes = [
-                "\(card.name) may send streams: exec zfsreceive = \(entry.exec["zfsreceive"]!.joined(separator: " ")), [receive].senders \(card.name) = \"\(card.name)\""
+                "\(card.name) may send streams: exec zfsreceive = \(entry.exec["zfsreceive"]!.joined(separator: " ")), [receive].senders \(card.name) = \"\(card.name)\"",
+                "\(card.name) may send its restore drills' results: exec ferrystate = \(entry.exec["ferrystate"]!.joined(separator: " "))",
             ]
             if let peer { plan.becomes.append("replies to \(card.name) go via \(peer)") }
         case (.backupsvr, .spooler), (.spooler, .backupsvr):

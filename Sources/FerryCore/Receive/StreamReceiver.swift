@@ -72,6 +72,16 @@ public struct StreamReceiver: Sendable {
             "sender": "\(printable(senderID ?? "-"))", "dataset": "\(printable(destination))", "bytes": "\(drained)",
         ]
         logger.error("\(error)", metadata: meta.merging(extra) { $1 })
+        // The sender learns of it in its state message: a refusal is for a
+        // laptop's owner to see, and not only in backupsvr's log.
+        if let refusal = error as? ReceiveRefusal, let senderID, let node = nncp.node(id: senderID), node.name != "self" {
+            do {
+                try RefusalLog(stateDir: context.config.stateDir).record(
+                    sender: node.name, destination: destination, reason: refusal.problem, at: context.clock.now())
+            } catch {
+                logger.warning("could not record the refusal for \(node.name): \(error)")
+            }
+        }
     }
 
     /// Receives the stream on `input`.

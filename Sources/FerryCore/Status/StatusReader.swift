@@ -28,6 +28,12 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var streamStore: PacketCount?
     /// backupsvr: the split streams whose parts are still arriving.
     public var incompleteStreams: [IncompleteStreamStatus]?
+    /// backupsvr: the restore drills' results, newest per dataset.
+    public var verified: [VerifyResult]?
+    /// backupsvr: the streams refused for their sender or prefix.
+    public var refused: [RefusedStream]?
+    /// A laptop: where its snapshots are, as backupsvr last said.
+    public var laptop: LaptopView?
     public var warnings: [String]
 }
 
@@ -110,10 +116,41 @@ public struct StatusReader: Sendable {
             }
         }
         warnings += backupsvr?.warnings ?? []
+        var laptop: LaptopView?
+        if config.role == .laptop {
+            let view = await laptopView(now: now)
+            laptop = view.view
+            warnings += view.warnings
+        }
         return StatusReport(
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
             peer: peer, drives: backupsvr?.drives, datasets: datasets, streamStore: backupsvr?.streamStore,
-            incompleteStreams: backupsvr?.incompleteStreams, warnings: warnings)
+            incompleteStreams: backupsvr?.incompleteStreams, verified: backupsvr?.verified, refused: backupsvr?.refused, laptop: laptop,
+            warnings: warnings)
+    }
+
+    /// The laptop's view: backupsvr's last state, with the `ferry:sent`
+    /// marks of the datasets this laptop sends.
+    func laptopView(now: Date) async -> (view: LaptopView, warnings: [String]) {
+        let config = context.config
+        var marks: [String: String] = [:]
+        var warnings: [String] = []
+        if !config.send.datasets.isEmpty {
+            do {
+                let rows = try await ZFSInventory(runner: context.runner).properties(
+                    [SnapshotSender.markProperty], of: config.send.datasets, recursive: true)
+                for row in rows where row.source == "local" && !row.dataset.contains("@") { marks[row.dataset] = row.value }
+            } catch {
+                warnings.append("cannot read what was sent (ferry:sent): \(error)")
+            }
+        }
+        let view = LaptopView.make(
+            config: config, host: config.send.host ?? nncp.selfName,
+            known: StateFile<KnownBackupsvrState>(KnownBackupsvrState.fileName, stateDir: config.stateDir).load { warnings.append($0) },
+            marks: marks, verified: VerifyResults(stateDir: config.stateDir).load { warnings.append($0) },
+            refusedMessages: StateFile<[RefusedMessage]>(RefusedMessage.fileName, stateDir: config.stateDir).load { warnings.append($0) }
+                ?? [], now: now)
+        return (view.view, warnings + view.warnings)
     }
 
     static func niceName(_ nice: UInt8) -> String {
@@ -175,6 +212,8 @@ public struct StatusText {
                 lines.append("  stream store: \(store.packets) stream(s), \(humanSize(store.bytes))")
             }
             for stream in visit.incompleteStreams ?? [] { lines.append("  " + stream.line) }
+            for result in visit.verified ?? [] { lines.append("  " + result.line) }
+            for refusal in visit.refused ?? [] { lines.append("  " + refusal.line) }
             if let toss = visit.lastToss {
                 lines.append("  last toss \(toss.finished): \(toss.succeeded ? "ok" : "with errors (\(toss.errors.count))")")
             }
@@ -185,6 +224,9 @@ public struct StatusText {
             lines.append("stream store: \(store.packets) stream(s), \(humanSize(store.bytes))")
         }
         for stream in report.incompleteStreams ?? [] { lines.append(stream.line) }
+        for result in report.verified ?? [] { lines.append(result.line) }
+        for refusal in report.refused ?? [] { lines.append(refusal.line) }
+        lines += report.laptop?.lines ?? []
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
         return terminalText(lines)
