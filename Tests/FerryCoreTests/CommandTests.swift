@@ -56,17 +56,13 @@ struct CommandTests {
         #expect(NNCP.cfgnew().asUser("") == NNCP.cfgnew())
     }
 
-    @Test("the state message goes to ferrystate at priority niceness; the drill's clone is read-only at a mountpoint of its own")
+    @Test("the state message goes to ferrystate at priority niceness")
     func stateAndVerifyArgv() {
         #expect(
             NNCP.execState(config: "/etc/nncp.hjson", node: "laptop").arguments == [
                 "-cfg", "/etc/nncp.hjson", "-noprogress", "-nice", "P", "laptop", "ferrystate",
             ])
         #expect(NNCP.execState(config: "/etc/nncp.hjson", node: "laptop").executable == "/usr/bin/nncp-exec")
-        #expect(
-            Zfs.cloneReadOnly("tank/root@s2", to: "tank/ferry-verify-1", mountpoint: "/var/lib/ferry/verify/x").description
-                == "/usr/sbin/zfs clone -o readonly=on -o mountpoint=/var/lib/ferry/verify/x tank/root@s2 tank/ferry-verify-1")
-        #expect(Zfs.mount("tank/ferry-verify-1").description == "/usr/sbin/zfs mount tank/ferry-verify-1")
     }
 
     @Test("the demo's and the test bed's own commands, in FerryDemo")

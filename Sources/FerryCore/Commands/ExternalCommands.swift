@@ -170,12 +170,6 @@ public enum Zfs {
             timeout: metadataTimeout)
     }
 
-    /// A read-only clone of `origin`, mounted at `mountpoint`: how the
-    /// restore drill reads a snapshot without changing it.
-    public static func cloneReadOnly(_ origin: String, to clone: String, mountpoint: String) -> Command {
-        Command(Tool.zfs, ["clone", "-o", "readonly=on", "-o", "mountpoint=" + mountpoint, origin, clone], timeout: metadataTimeout)
-    }
-
     public static func rename(_ dataset: String, to newName: String) -> Command {
         Command(Tool.zfs, ["rename", dataset, newName], timeout: metadataTimeout)
     }

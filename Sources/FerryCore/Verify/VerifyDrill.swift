@@ -10,9 +10,11 @@ public struct VerifyError: FerryError {
 
 /// Shows one local snapshot read-only at a private directory, through a
 /// clone made for the moment: how the laptop reads the snapshot it compares
-/// a drive's manifest with. The clone is `POOL/ferry-verify-…`, read-only,
-/// and destroyed afterwards whatever the reading did.
+/// a drive's manifest with (on backupsvr, `SnapshotMounter` does this for a
+/// drive). The clone is `POOL/ferry-verify-…`, read-only, marked with
+/// `ferry:verify`, and destroyed afterwards whatever the reading did.
 struct LocalSnapshotReader: Sendable {
+    static let markProperty = "ferry:verify"
     var context: FerryContext
 
     func reading<T: Sendable>(_ dataset: String, snapshot: String, _ body: (String) async throws -> T) async throws -> T {
@@ -21,7 +23,8 @@ struct LocalSnapshotReader: Sendable {
         let directory = context.config.stateDir + "/verify/" + String(clone.split(separator: "/").last!)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await context.runner.check(Zfs.cloneReadOnly(dataset + "@" + snapshot, to: clone, mountpoint: directory))
+        try await context.runner.check(
+            Zfs.cloneReadOnly(dataset + "@" + snapshot, to: clone, mountpoint: directory, marker: (Self.markProperty, directory)))
         let result: T
         do {
             let rows = try await ZFSInventory(runner: context.runner).properties(["mounted", "mountpoint"], of: [clone])
@@ -95,12 +98,8 @@ public struct VerifyDrill: Sendable {
             throw VerifyError(problem: "no drive in the dock holds \(dataset); plug in a drive that does, then run ferry verify again")
         }
         let now = context.clock.now().rfc3339
-        let source = dataset.under(pool)
-        guard let snapshot = try await ZFSInventory(runner: context.runner).snapshots(of: source)?.last?.name else {
-            throw VerifyError(problem: "\(pool) holds no snapshot of \(dataset)")
-        }
-        let manifest = try await LocalSnapshotReader(context: context).reading(source, snapshot: snapshot) {
-            Manifest(dataset: "\(dataset)", snapshot: snapshot, entries: try ManifestWalker().entries(under: $0))
+        let manifest = try await SnapshotMounter(context: context).reading(pool: pool, dataset: dataset, snapshot: nil) { mount in
+            Manifest(dataset: "\(dataset)", snapshot: mount.snapshot, entries: try ManifestWalker().entries(under: mount.directory))
         }
         let message = StateMessage(
             kind: .verifyRequest, seq: 0, time: now, request: VerifyRequest(requested: now, pool: pool, manifest: manifest))
