@@ -180,6 +180,15 @@ public struct StickVisit: Sendable {
                 AcknowledgedPackets.confirmed(inLog: String(decoding: ack.standardError, as: UTF8.self)), from: peer.id, spool: spool)
             acks += try await acknowledgeAgain(seenBefore, from: peer, known: try acknowledged.load()[peer.id] ?? [], report: &report)
             report.acks = acks.count
+            // A drive ejected or plugged in since the last toss changes what
+            // the laptops should know: their state goes out on this stick.
+            do {
+                try await LaptopStates(context: context, nncp: nncp).queueChanged()
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                context.logger.warning("could not queue the laptops' state messages: \(error)")
+            }
         case .laptop:
             throw ExchangeError(step: "setup", problem: "a laptop does not exchange sticks")
         }

@@ -100,13 +100,20 @@ public struct LaptopStates: Sendable {
         self.nncp = nncp
     }
 
+    /// The configured senders that are NNCP neighbours, with their prefixes.
+    var laptops: [(name: String, prefix: DatasetName)] {
+        context.config.receive.senders.sorted { $0.key < $1.key }.compactMap { sender, prefix in
+            guard nncp.neighbours[sender] != nil, let prefix = try? DatasetName(prefix) else { return nil }
+            return (sender, prefix)
+        }
+    }
+
     /// The state for each configured sender that is an NNCP neighbour.
     func states(from state: BackupsvrState) -> [LaptopState] {
         let config = context.config
         let refusals = RefusalLog(stateDir: config.stateDir).load()
         let verified = VerifyResults(stateDir: config.stateDir).load()
-        return config.receive.senders.keys.sorted().compactMap { sender -> LaptopState? in
-            guard nncp.neighbours[sender] != nil, let prefix = try? DatasetName(config.receive.senders[sender]!) else { return nil }
+        return laptops.map { sender, prefix in
             func mine(_ name: String) -> Bool { (try? DatasetName(name))?.isWithin(prefix) ?? false }
             return LaptopState(
                 host: sender, datasets: state.datasets.filter { mine($0.dataset) },
@@ -125,6 +132,7 @@ public struct LaptopStates: Sendable {
     /// reached now is logged, and tried again at the next toss.
     @discardableResult
     public func queueChanged() async throws -> [String] {
+        guard !laptops.isEmpty else { return [] }
         let state = try await DriveDock(context: context).backupsvrState()
         let file = StateFile<[String: Sent]>(Self.sentFile, stateDir: context.config.stateDir)
         var sent = file.load { context.logger.warning("\($0)") } ?? [:]
