@@ -21,8 +21,10 @@ struct LocalSnapshotReader: Sendable {
         let pool = String(dataset.prefix { $0 != "/" })
         let clone = pool + "/ferry-verify-" + String(UUID().uuidString.prefix(8)).lowercased()
         let directory = context.config.stateDir + "/verify/" + String(clone.split(separator: "/").last!)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try LocalFiles.createDirectory(directory, mode: 0o700)
+        // rmdir, not a removal of the tree: should the clone still be
+        // mounted there, its files are the snapshot's, not ours to delete.
+        defer { rmdir(directory) }
         try await context.runner.check(
             Zfs.cloneReadOnly(dataset + "@" + snapshot, to: clone, mountpoint: directory, marker: (Self.markProperty, directory)))
         let result: T
