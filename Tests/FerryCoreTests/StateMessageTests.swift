@@ -204,6 +204,19 @@ struct StateHandlerTests {
         #expect(refused?.map(\.sender) == ["spooler"])
     }
 
+    @Test("input past the limit is refused for good, and read in chunks, not in one buffer of the limit's size")
+    func bounded() async throws {
+        let bed = StateHandlerWorld()
+        await #expect { try await bed.handle(.backupsvr, from: "laptop", Array(repeating: 32, count: StateMessage.limit + 10)) } throws: {
+            "\($0)" == "state message refused: it is larger than \(StateMessage.limit) bytes"
+        }
+        let path = bed.world.scratch.path + "/small"
+        FileManager.default.createFile(atPath: path, contents: Data("{}".utf8))
+        let input = try FileDescriptor.open(FilePath(path), .readOnly)
+        defer { try? input.close() }
+        #expect(try StateHandler.read(input, upTo: StateMessage.requestLimit + 1) == Array("{}".utf8))
+    }
+
     @Test("backupsvr takes a verify result from a configured sender for its own datasets only, and never a state message")
     func backupsvr() async throws {
         let bed = StateHandlerWorld()

@@ -84,7 +84,7 @@ public struct StateHandler: Sendable {
         let limit = config.role == .laptop ? StateMessage.requestLimit : StateMessage.limit
         let bytes: [UInt8]
         do {
-            bytes = try StreamPump.readPrefix(input, count: limit + 1)
+            bytes = try Self.read(input, upTo: limit + 1)
         } catch {
             throw StateMessageError(problem: "cannot read standard input: \(error)", keepQueued: true)
         }
@@ -154,6 +154,19 @@ public struct StateHandler: Sendable {
             throw StateMessageError(problem: "cannot keep it in \(stateDir): \(error)", keepQueued: true)
         }
         return kept ? result.line : "ignored an older \(result.line)"
+    }
+
+    /// At most `limit` bytes of `input`, in growing chunks: a small message
+    /// costs little memory, however large the limit.
+    static func read(_ input: FileDescriptor, upTo limit: Int) throws(Errno) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while bytes.count < limit {
+            let count = try readFully(input.rawValue, into: &chunk)
+            bytes += chunk[..<min(count, limit - bytes.count)]
+            if count < chunk.count { break }
+        }
+        return bytes
     }
 
     private func keepRefusal(_ refusal: RefusedMessage) {
