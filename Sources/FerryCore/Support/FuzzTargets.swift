@@ -5,7 +5,7 @@ import Foundation
 /// ferry feeds it, for the fuzz targets (`Sources/ferry-fuzz`,
 /// `scripts/fuzz`). None of them may trap, whatever the bytes.
 public enum FuzzTargets {
-    public static let names = ["journal", "identity", "stream-header", "config"]
+    public static let names = ["journal", "identity", "stream-header", "config", "state-message"]
 
     /// Runs the target `name` on `bytes`; false for an unknown name.
     public static func run(_ name: String, _ bytes: [UInt8]) -> Bool {
@@ -14,6 +14,7 @@ public enum FuzzTargets {
         case "identity": identity(bytes)
         case "stream-header": _ = try? StreamHeader(parsing: bytes)
         case "config": _ = try? FerryConfig.parse(String(decoding: bytes, as: UTF8.self), path: "/fuzz/ferry.toml")
+        case "state-message": _ = try? StateMessage.decode(bytes)
         default: return false
         }
         return true
