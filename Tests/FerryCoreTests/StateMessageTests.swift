@@ -114,6 +114,14 @@ struct StateMessageTests {
         }
     }
 
+    @Test("the fuzzer's seeds are messages ferry takes", arguments: ["state.json", "verify-request.json"])
+    func seeds(name: String) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let bytes = try Data(contentsOf: root.appendingPathComponent("fuzz/state-message/" + name))
+        let message = try StateMessage.decode(Array(bytes))
+        #expect(message.state != nil || message.request?.manifest.entries.count == 3)
+    }
+
     @Test("a message larger than the limit is refused before it is parsed")
     func tooLarge() {
         #expect { try StateMessage.decode(Array(repeating: 32, count: 1025), limit: 1024) } throws: {
