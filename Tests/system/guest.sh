@@ -145,7 +145,7 @@ step_queue() {
 
 # The packets node $1 still keeps for sending, one path a line.
 step_outgoing() {
-    find "/var/spool/nncp/$1" -path '*/tx/*' -type f
+    find "/var/spool/nncp/$1/$(key "$2" id)" -path '*/tx/*' -type f 2>/dev/null || true
 }
 
 # The device node of the stick or disk with USB serial $1 (partition 1 of
