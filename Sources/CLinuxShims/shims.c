@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <linux/fs.h>
 #include "CLinuxShims.h"
 
@@ -12,6 +13,8 @@ int ferry_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int ferry_start_writeback(int fd, long long offset, long long length) {
     return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
 }
+
+long ferry_sendfile(int out, int in, unsigned long count) { return sendfile(out, in, NULL, count); }
 
 int ferry_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 

@@ -567,6 +567,7 @@ struct Status: AsyncParsableCommand {
             let context = try options.context()
             let report = try await StatusReader(context: context, nncp: try await context.nncpConfig()).report()
             if json { try printJSON(report) } else { print(StatusText(report).text) }
+            context.logger.debug("done", metadata: ["peak-rss-kib": "\(peakResidentKiB())"])
         }
     }
 }

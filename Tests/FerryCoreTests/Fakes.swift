@@ -68,7 +68,8 @@ extension CommandResult {
 }
 
 /// "Mounts" by copying a fixture tree into the mount point, and records the
-/// calls; unmounting removes what is there.
+/// calls; unmounting removes what is there, and keeps its files' bytes by
+/// path inside the mount for a test to read (`leftOnMedium`).
 final class FakeMounter: Mounter {
     struct Call: Equatable {
         var device: String
@@ -76,7 +77,8 @@ final class FakeMounter: Mounter {
         var readOnly: Bool
         var options = ""
     }
-    private let state = Mutex<(mounts: [Call], unmounts: [String], contents: [String: String])>(([], [], [:]))
+    private let state = Mutex<(mounts: [Call], unmounts: [String], contents: [String: String], left: [String: Data])>(
+        ([], [], [:], [:]))
 
     /// Serves the tree at `directory` as the contents of `device`.
     func serve(_ device: String, from directory: String) {
@@ -85,6 +87,8 @@ final class FakeMounter: Mounter {
 
     var mounts: [Call] { state.withLock { $0.mounts } }
     var unmounts: [String] { state.withLock { $0.unmounts } }
+    /// The files the last unmount found, by path inside the mount.
+    var leftOnMedium: [String: Data] { state.withLock { $0.left } }
 
     func mount(device: String, on target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
         let source = state.withLock { state in
@@ -105,8 +109,15 @@ final class FakeMounter: Mounter {
     }
 
     func unmount(_ target: String, lazy: Bool) throws(MountError) {
-        state.withLock { $0.unmounts.append(target) }
         let manager = FileManager.default
+        var left: [String: Data] = [:]
+        for path in (manager.subpaths(atPath: target) ?? []) {
+            if let bytes = manager.contents(atPath: target + "/" + path) { left[path] = bytes }
+        }
+        state.withLock { state in
+            state.unmounts.append(target)
+            state.left = left
+        }
         for name in (try? manager.contentsOfDirectory(atPath: target)) ?? [] {
             try? manager.removeItem(atPath: target + "/" + name)
         }

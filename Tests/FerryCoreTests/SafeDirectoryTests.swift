@@ -74,6 +74,28 @@ struct SafeDirectoryTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["state"])
     }
 
+    @Test("a copy in lands whole under its name, over a leftover temporary, and leaves no temporary behind")
+    func copyIn() throws {
+        let packet = Array("NNCPE".utf8) + [0, 0, 6] + (0..<20_000).map { UInt8(truncatingIfNeeded: $0) }
+        scratch.write("spool/.keep", "")
+        _ = FileManager.default.createFile(atPath: scratch.path + "/spool/P", contents: Data(packet))
+        scratch.write("stick/nncpxfer.ferry.P", "left by a killed copy")
+        let stick = try SafeDirectory(path: scratch.path + "/stick")
+        #expect(try stick.copyIn(from: scratch.path + "/spool/P", as: "P", owner: nil, magic: StickVisit.packetMagic))
+        #expect(FileManager.default.contents(atPath: scratch.path + "/stick/P") == Data(packet))
+        #expect(try stick.entries() == ["P"])
+    }
+
+    @Test("a copy in passes over a source that is gone or is no NNCP packet, and writes nothing")
+    func copyInPassesOver() throws {
+        scratch.write("spool/junk", "not a packet at all")
+        scratch.write("stick/.keep", "")
+        let stick = try SafeDirectory(path: scratch.path + "/stick")
+        #expect(try !stick.copyIn(from: scratch.path + "/spool/junk", as: "J", owner: nil, magic: StickVisit.packetMagic))
+        #expect(try !stick.copyIn(from: scratch.path + "/spool/gone", as: "G", owner: nil, magic: StickVisit.packetMagic))
+        #expect(try stick.entries() == [".keep"])
+    }
+
     @Test("untrusted text is shown on one line, escaped and capped")
     func printableText() {
         #expect(printable("FERRY\n-1\u{1B}[2J") == "FERRY\\n-1\\u{1B}[2J")

@@ -11,10 +11,13 @@ struct VisitOrderTests {
     let incoming = String(repeating: "I", count: 52)
     let outgoing = String(repeating: "O", count: 52)
 
+    /// What the outgoing packet holds: an NNCP 8 packet's magic, then bytes.
+    static let outgoingBytes = Array("NNCPE".utf8) + [0, 0, 6] + Array("outgoing".utf8)
+
     /// A stick at /dev/sdz1 enrolled by the spooler, carrying one packet for
     /// `node` from `peer`; `node`'s spool holds one packet for `peer`. The
-    /// fake nncp-xfer takes the incoming packet off the stick on -rx and
-    /// puts the outgoing one on it on -tx.
+    /// fake nncp-xfer takes the incoming packet off the stick on -rx; ferry
+    /// copies the outgoing one itself.
     func world(_ role: Role, node: String, peer: String) throws -> (world: FakeWorld, context: FerryContext, nncp: NNCPConfig) {
         var world = FakeWorld()
         world.devices["/dev/sdz1"] = .stick()
@@ -24,7 +27,7 @@ struct VisitOrderTests {
         let me = world.nodes.id(node)
         let them = world.nodes.id(peer)
         world.scratch.write("fixture/nncp/\(me)/\(them)/\(incoming)", "incoming")
-        world.scratch.write("spool/\(them)/tx/\(outgoing)", "outgoing")
+        world.scratch.write("spool/\(them)/tx/\(outgoing)", String(decoding: Self.outgoingBytes, as: UTF8.self))
         world.mounter.serve("/dev/sdz1", from: fixture)
 
         var nncp = world.nodes.config(of: node)
@@ -35,20 +38,19 @@ struct VisitOrderTests {
 
         let stick = context.config.mountRoot + "/sdz1/nncp"
         let timeout = context.config.exchange.commandTimeout
-        let (incoming, outgoing) = (incoming, outgoing)
+        let incoming = incoming
         world.runner.onRun(NNCP.xferReceive(config: nncp.path, directory: stick, timeout: timeout)) {
             try? FileManager.default.removeItem(atPath: "\(stick)/\(me)/\(them)/\(incoming)")
-        }
-        for keep in [false, true] {
-            world.runner.onRun(NNCP.xferSend(config: nncp.path, directory: stick, node: peer, keep: keep, timeout: timeout)) {
-                try? FileManager.default.createDirectory(atPath: "\(stick)/\(them)/\(me)", withIntermediateDirectories: true)
-                FileManager.default.createFile(atPath: "\(stick)/\(them)/\(me)/\(outgoing)", contents: Data("outgoing".utf8))
-            }
         }
         return (world, context, nncp)
     }
 
-    @Test("at the spooler: rx, toss (ACKs release kept packets), then tx with -keep; nothing is removed from the spool")
+    /// The outgoing packet as the visit left it on the stick, in nncp-xfer's layout.
+    func outgoingOnStick(_ world: FakeWorld, node: String, peer: String) -> Data? {
+        world.mounter.leftOnMedium["nncp/\(world.nodes.id(peer))/\(world.nodes.id(node))/\(outgoing)"]
+    }
+
+    @Test("at the spooler: rx, toss (ACKs release kept packets), then ferry's own tx copy; nothing is removed from the spool")
     func spooler() async throws {
         let (world, context, nncp) = try world(.spooler, node: "spooler", peer: "backupsvr")
         let stick = context.config.mountRoot + "/sdz1/nncp"
@@ -56,7 +58,6 @@ struct VisitOrderTests {
         let expected = [
             NNCP.xferReceive(config: nncp.path, directory: stick, timeout: timeout),
             NNCP.toss(config: nncp.path, timeout: timeout),
-            NNCP.xferSend(config: nncp.path, directory: stick, node: "backupsvr", keep: true, timeout: timeout),
         ]
         for command in expected { world.runner.answer(command, with: .output("")) }
 
@@ -67,11 +68,12 @@ struct VisitOrderTests {
         let report = try #require(try VisitReport.last(stateDir: context.config.stateDir))
         #expect(report.received.packets == 1)
         #expect(report.sent.packets == 1)
+        #expect(outgoingOnStick(world, node: "spooler", peer: "backupsvr") == Data(Self.outgoingBytes))
         #expect(FileManager.default.fileExists(atPath: nncp.spool + "/\(world.nodes.id("backupsvr"))/tx/\(outgoing)"))
     }
 
     @Test(
-        "at backupsvr: rx, ack, tx, rm of what went onto the stick; no zpool with no drive enrolled; the toss only once the stick is unmounted"
+        "at backupsvr: rx, ack, ferry's own tx copy, rm of what went onto the stick; no zpool with no drive enrolled; the toss only once the stick is unmounted"
     )
     func backupsvr() async throws {
         let (world, context, nncp) = try world(.backupsvr, node: "backupsvr", peer: "spooler")
@@ -81,7 +83,6 @@ struct VisitOrderTests {
         let expected = [
             NNCP.xferReceive(config: nncp.path, directory: stick, timeout: timeout),
             NNCP.ack(config: nncp.path, node: "spooler", timeout: timeout),
-            NNCP.xferSend(config: nncp.path, directory: stick, node: "spooler", keep: false, timeout: timeout),
             NNCP.removePackets(config: nncp.path, node: "spooler", timeout: timeout),
             toss,
         ]
@@ -98,5 +99,6 @@ struct VisitOrderTests {
         let report = try #require(try VisitReport.last(stateDir: context.config.stateDir))
         #expect(report.received.packets == 1)
         #expect(report.sent.packets == 1)
+        #expect(outgoingOnStick(world, node: "backupsvr", peer: "spooler") == Data(Self.outgoingBytes))
     }
 }

@@ -14,6 +14,10 @@ int ferry_pipe_cloexec(int fds[2]);
 /// out without waiting, so that the final fsync of a large file is short.
 int ferry_start_writeback(int fd, long long offset, long long length);
 
+/// sendfile(2) from the current offset of `in`: the kernel copies up to
+/// `count` bytes between two files with no buffer in this process.
+long ferry_sendfile(int out, int in, unsigned long count);
+
 /// fcntl(2) F_SETPIPE_SZ: asks for a pipe buffer of `size` bytes.
 int ferry_set_pipe_size(int fd, int size);
 

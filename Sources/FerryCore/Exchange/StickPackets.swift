@@ -54,20 +54,21 @@ public struct StickPackets: Sendable, Equatable, Codable {
                 let senderDirectory = try recipientDirectory.subdirectory(senderName)
                 for entry in try senderDirectory.entryNames() {
                     try Task.checkCancellation()
-                    guard let kind = try senderDirectory.kind(of: entry) else { continue }
-                    if entry.bytes.starts(with: Array("nncpxfer".utf8)) || (kind != .regular && kind != .directory) {
+                    // One fstatat a packet: its kind, size and owner.
+                    guard let status = try senderDirectory.status(of: entry) else { continue }
+                    if entry.bytes.starts(with: Array("nncpxfer".utf8)) || (status.kind != .regular && status.kind != .directory) {
                         try senderDirectory.remove(entry)
                         packets.removed.append("\(senderPath)/\(entry)")
                         continue
                     }
-                    if kind == .directory {
+                    if status.kind == .directory {
                         packets.ignored.append("\(senderPath)/\(entry)")
                         continue
                     }
                     guard let name = entry.string, Spool.isPacketName(name) else { continue }
-                    if let owner { try senderDirectory.setOwner(entry, to: owner) }
+                    if let owner, !status.isOwned(by: owner) { try senderDirectory.setOwner(entry, to: owner) }
                     if recipient == selfID {
-                        packets.incoming[sender, default: [:]][name] = try senderDirectory.size(of: entry)
+                        packets.incoming[sender, default: [:]][name] = status.size
                     } else if recipient == peerID && sender == selfID {
                         packets.outgoing.insert(name)
                     } else {

@@ -4,9 +4,11 @@ import Logging
 /// One visit of an enrolled stick: the NNCP exchange for this host's role
 /// (DESIGN.md section 2), ending with the stick unmounted and safe to remove.
 ///
-/// At the spooler: rx, toss, then tx with -keep. At backupsvr: rx, ack, tx,
-/// rm of what went onto the stick; then, with the stick already out, the
-/// long toss that runs the exec handlers.
+/// At the spooler: rx, toss, then tx, keeping the copies. At backupsvr: rx,
+/// ack, tx, rm of what went onto the stick; then, with the stick already
+/// out, the long toss that runs the exec handlers. rx is NNCP's own
+/// (nncp-xfer -rx checks every packet); tx is ferry's copy in nncp-xfer's
+/// layout, synced once.
 public struct StickVisit: Sendable {
     public var context: FerryContext
     public var nncp: NNCPConfig
@@ -193,10 +195,8 @@ public struct StickVisit: Sendable {
             throw ExchangeError(step: "setup", problem: "a laptop does not exchange sticks")
         }
 
-        try await send(
-            root: root, nncpDirectory: nncpDirectory, stickPath: stickPath, peer: peer, owner: owner, filesystem: filesystem,
-            found: found, report: &report)
-        report.pendingForPeer = PacketCount(try Spool(path: nncp.spool).queued(for: peer.id, readingNiceness: false))
+        report.pendingForPeer = try await send(
+            root: root, nncpDirectory: nncpDirectory, peer: peer, owner: owner, filesystem: filesystem, found: found, report: &report)
     }
 
     /// Confirms again the packets the peer sent again because their ACK was
@@ -274,20 +274,24 @@ public struct StickVisit: Sendable {
         }
     }
 
+    /// Puts on the stick what the plan sends, and returns what stays
+    /// queued for the peer afterwards.
     private func send(
-        root: SafeDirectory, nncpDirectory: SafeDirectory, stickPath: String, peer: NNCPNode, owner: Account?,
-        filesystem: StickFilesystem, found: StickPackets, report: inout VisitReport
-    ) async throws {
+        root: SafeDirectory, nncpDirectory: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem,
+        found: StickPackets, report: inout VisitReport
+    ) async throws -> PacketCount {
         let spool = Spool(path: nncp.spool)
         let space = try root.space()
-        func planned(readingNiceness: Bool) throws -> CapacityPlan {
+        let queue = try spool.queued(for: peer.id, readingNiceness: false)
+        func planned(_ queued: [QueuedPacket]) -> CapacityPlan {
             CapacityPlan(
-                queued: try spool.queued(for: peer.id, readingNiceness: readingNiceness), onStick: found.outgoing, free: space.free,
-                total: space.total, reserve: config.exchange.reserveBytes, largestFile: filesystem.largestFile)
+                queued: queued, onStick: found.outgoing, free: space.free, total: space.total, reserve: config.exchange.reserveBytes,
+                largestFile: filesystem.largestFile)
         }
-        // Order matters only when not everything fits.
-        var plan = try planned(readingNiceness: false)
-        if !plan.sendsEverything { plan = try planned(readingNiceness: true) }
+        // Order matters only when not everything fits: only then is each
+        // packet's header read for its niceness.
+        var plan = planned(queue)
+        if !plan.sendsEverything { plan = planned(try spool.queued(for: peer.id, readingNiceness: true)) }
         report.alreadyOnStick = plan.alreadyOnStick.count
         report.stayedBehind = plan.stayBehind
         report.tooBig = plan.tooBig
@@ -296,78 +300,84 @@ public struct StickVisit: Sendable {
             context.logger.info("\(plan.alreadyOnStick.count) packet(s) for \(peer.name) are on the stick already; take it to \(peer.name)")
         }
 
-        let keep = config.role == .spooler
+        // ferry copies the packets itself, in nncp-xfer -tx's layout and
+        // naming, with one syncfs for all of them where nncp-xfer fsyncs
+        // each file and its directory. The receiving nncp-xfer -rx checks
+        // every packet's hash; the sender keeps its copy until the ACK.
+        var copied: [QueuedPacket] = []
         if plan.send.isEmpty {
             progress.step("nothing new to send to \(peer.name)")
-        } else if plan.sendsEverything {
-            progress.step("sending to \(peer.name)", ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)"])
-            let sent = try await nncpCommand(
-                "nncp-xfer -tx",
-                NNCP.xferSend(config: nncp.path, directory: stickPath, node: peer.name, keep: keep, timeout: config.exchange.commandTimeout)
-            )
-            guard sent.status.succeeded else {
-                throw ExchangeError(
-                    step: "nncp-xfer -tx", problem: "\(sent.status): \(sent.errorTail()); what did not reach the stick stays queued")
-            }
         } else {
             progress.step(
-                "sending to \(peer.name) what fits",
-                ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)", "staying": "\(plan.stayBehind.count)"])
-            try copyPlanned(plan.send, into: nncpDirectory, peer: peer, owner: owner, report: &report)
+                plan.sendsEverything ? "sending to \(peer.name)" : "sending to \(peer.name) what fits",
+                ["packets": "\(plan.send.count)", "bytes": "\(plan.sendBytes)"]
+                    .merging(plan.sendsEverything ? [:] : ["staying": "\(plan.stayBehind.count)"]) { $1 })
+            copied = try copyPlanned(plan.send, into: nncpDirectory, peer: peer, owner: owner, report: &report)
         }
+        report.sent = PacketCount(copied)
 
-        let onStick = try outgoingOnStick(nncpDirectory, peer: peer)
-        let fresh = onStick.subtracting(found.outgoing)
-        report.sent = PacketCount(
-            packets: fresh.count, bytes: try fresh.reduce(0) { $0 + (try outgoingSize($1, nncpDirectory, peer: peer)) })
-        if !keep {
+        var removed: Set<String> = []
+        if config.role != .spooler {
             // backupsvr keeps nothing it has put on the stick: nothing
-            // acknowledges an ACK, and that is what it mostly sends.
-            let stillQueued = Set(try spool.queued(for: peer.id, readingNiceness: false).map(\.name)).intersection(onStick)
-            if !stillQueued.isEmpty {
-                let list = stillQueued.sorted().map { "\(peer.id)/\($0)\n" }.joined()
-                let removed = try await nncpCommand(
+            // acknowledges an ACK, and that is what it mostly sends. The
+            // copies reach the stick itself first.
+            let onStick = copied.map(\.name) + plan.alreadyOnStick.map(\.name)
+            if !onStick.isEmpty {
+                try await syncStick(root)
+                let list = onStick.sorted().map { "\(peer.id)/\($0)\n" }.joined()
+                let result = try await nncpCommand(
                     "nncp-rm", NNCP.removePackets(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout),
                     input: Array(list.utf8))
-                if !removed.status.succeeded { warn("nncp-rm failed (\(removed.status)): \(removed.errorTail())", &report) }
+                if result.status.succeeded {
+                    removed = Set(onStick)
+                } else {
+                    warn("nncp-rm failed (\(result.status)): \(result.errorTail())", &report)
+                }
             }
         }
+        return PacketCount(queue.filter { !removed.contains($0.name) })
     }
 
-    /// Copies the planned packets one by one, in plan order, until the stick is full.
+    /// Copies the planned packets one by one, in plan order, until the stick
+    /// is full, and returns those copied. A packet gone from the queue
+    /// meanwhile (an ACK released it) is passed over.
     private func copyPlanned(
         _ packets: [QueuedPacket], into nncpDirectory: SafeDirectory, peer: NNCPNode, owner: Account?, report: inout VisitReport
-    ) throws {
+    ) throws -> [QueuedPacket] {
         let recipient = try nncpDirectory.subdirectory(peer.id, create: true)
         let target = try recipient.subdirectory(nncp.selfID, create: true)
         if let owner {
             try nncpDirectory.setOwner(peer.id, to: owner)
             try recipient.setOwner(nncp.selfID, to: owner)
         }
+        // The tests' way to land a signal, a remount or a full stick inside
+        // a copy and between two: a pause after each chunk and each packet.
+        let delay = ProcessInfo.processInfo.environment["FERRY_TEST_COPY_DELAY_MS"].flatMap(UInt32.init) ?? 0
+        let pause = { if delay > 0 { usleep(delay * 1000) } }
+        var copied: [QueuedPacket] = []
         for (index, packet) in packets.enumerated() {
             try Task.checkCancellation()
+            pause()
             do {
-                try target.copyIn(from: "\(nncp.spool)/\(peer.id)/tx/\(packet.name)", as: packet.name)
+                let source = "\(nncp.spool)/\(peer.id)/tx/\(packet.name)"
+                if try target.copyIn(from: source, as: packet.name, owner: owner, magic: Self.packetMagic, chunkDone: pause) {
+                    copied.append(packet)
+                }
             } catch {
-                guard error.code == .system(.noSpace) else { throw error }
+                guard error.code == .system(.noSpace) else {
+                    throw ExchangeError(step: "tx", problem: "\(error); what did not reach the stick stays queued")
+                }
                 report.stayedBehind = Array(packets[index...]) + report.stayedBehind
                 warn("the stick filled up sooner than planned; \(packets.count - index) packet(s) stay queued for the next trip", &report)
-                return
+                break
             }
-            if let owner { try target.setOwner(packet.name, to: owner) }
         }
+        return copied
     }
 
-    private func outgoingOnStick(_ nncpDirectory: SafeDirectory, peer: NNCPNode) throws -> Set<String> {
-        guard try nncpDirectory.kind(of: peer.id) == .directory else { return [] }
-        let recipient = try nncpDirectory.subdirectory(peer.id)
-        guard try recipient.kind(of: nncp.selfID) == .directory else { return [] }
-        return Set(try recipient.subdirectory(nncp.selfID).entries().filter(Spool.isPacketName))
-    }
-
-    private func outgoingSize(_ name: String, _ nncpDirectory: SafeDirectory, peer: NNCPNode) throws -> UInt64 {
-        try nncpDirectory.subdirectory(peer.id).subdirectory(nncp.selfID).size(of: name)
-    }
+    /// What an NNCP 8 encrypted packet starts with (NNCPEv6): nncp-xfer -tx
+    /// copies nothing else.
+    static let packetMagic: [UInt8] = Array("NNCPE".utf8) + [0, 0, 6]
 
     /// A packet larger than the whole stick, or than its filesystem's largest
     /// file, can never cross on it: say so once per packet, with the remedy,

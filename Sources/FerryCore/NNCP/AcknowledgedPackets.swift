@@ -27,7 +27,9 @@ struct AcknowledgedPackets {
         var known = try load()
         known[sender, default: []].formUnion(hashes)
         for (node, names) in known {
-            known[node] = names.filter { spool.holdsReceived($0, from: node) || spool.hasSeen($0, from: node) }
+            // Two directory listings, not a stat for each hash the record holds.
+            let held = spool.receivedNames(from: node)
+            known[node] = names.filter(held.contains)
         }
         try file.write(known.filter { !$0.value.isEmpty })
     }

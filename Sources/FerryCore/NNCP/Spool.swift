@@ -93,11 +93,12 @@ public struct Spool: Sendable {
         }
         var packets: [QueuedPacket] = []
         for name in names where Self.isPacketName(name) {
+            let path = "\(directory)/\(name)"
             var info = stat()
-            guard lstat("\(directory)/\(name)", &info) == 0, FileType(mode: info.st_mode) == .regular else { continue }
+            guard lstat(path, &info) == 0, FileType(mode: info.st_mode) == .regular else { continue }
             packets.append(
                 QueuedPacket(
-                    name: name, size: UInt64(info.st_size), nice: readingNiceness ? Self.niceness(of: "\(directory)/\(name)") : .max,
+                    name: name, size: UInt64(info.st_size), nice: readingNiceness ? Self.niceness(of: path) : .max,
                     // To the nanosecond: parts of one stream are queued within a second.
                     queued: Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec) + TimeInterval(info.st_mtim.tv_nsec) / 1e9)))
         }
@@ -111,10 +112,13 @@ public struct Spool: Sendable {
         return lstat("\(path)/\(node)/rx/seen/\(name)", &info) == 0
     }
 
-    /// Whether the packet `name` from `node` is received and not yet tossed.
-    public func holdsReceived(_ name: String, from node: String) -> Bool {
-        var info = stat()
-        return lstat("\(path)/\(node)/rx/\(name)", &info) == 0
+    /// The packets from the node with id `node` that the spool holds,
+    /// received (`rx/`) or tossed (`rx/seen/`). An unreadable directory
+    /// counts as empty.
+    public func receivedNames(from node: String) -> Set<String> {
+        let received = (try? listDirectory("\(path)/\(node)/rx")) ?? []
+        let seen = (try? listDirectory("\(path)/\(node)/rx/seen")) ?? []
+        return Set((received + seen).filter(Self.isPacketName))
     }
 
     /// Packets received from any node and not yet tossed (`NODE/rx/PACKET`).
@@ -136,12 +140,12 @@ public struct Spool: Sendable {
     /// The niceness from an encrypted packet's header: 8 bytes of magic, then
     /// the niceness as an XDR uint8 (4 bytes, big-endian). Unreadable: last.
     static func niceness(of file: String) -> UInt8 {
-        guard let handle = FileHandle(forReadingAtPath: file) else { return .max }
-        defer { try? handle.close() }
-        guard let header = try? handle.read(upToCount: 12), header.count == 12, header.starts(with: Array("NNCPE".utf8)) else {
-            return .max
-        }
-        return header[header.startIndex + 11]
+        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return .max }
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: 12)
+        guard (try? readFully(fd, into: &header, offset: 0)) == 12, header.starts(with: Array("NNCPE".utf8)) else { return .max }
+        return header[11]
     }
 
     /// Makes the spool when it is missing (first run), owned by `user`, and

@@ -56,8 +56,10 @@ public struct StatusReader: Sendable {
         var warnings: [String] = []
         var queue: [StatusReport.Queue] = []
         let spool = Spool(path: nncp.spool)
+        var queuedNames: Set<String> = []
         for node in nncp.neighbours.values where node.name != "self" && node.id != nncp.selfID {
             let packets = try spool.queued(for: node.id)
+            queuedNames.formUnion(packets.map(\.name))
             for nice in Set(packets.map(\.nice)).sorted() {
                 let group = packets.filter { $0.nice == nice }
                 queue.append(
@@ -89,9 +91,7 @@ public struct StatusReader: Sendable {
                 "stick \(stick.label) (\(stick.uuid)) was nearly full at its last visit: \(humanSize(stick.freeBytes)) free")
         }
         let tooBig = try StateFile<[String]>("too-big.json", stateDir: config.stateDir).load() ?? []
-        let stillQueued = Set(
-            queue.isEmpty ? [] : try nncp.neighbours.values.flatMap { try spool.queued(for: $0.id, readingNiceness: false).map(\.name) })
-        for name in tooBig where stillQueued.contains(name) {
+        for name in tooBig where queuedNames.contains(name) {
             warnings.append(
                 "packet \(name) is larger than any stick seen; on the laptop, a smaller [send] chunk-size splits such streams (nncp-file -chunked, for plain files)"
             )

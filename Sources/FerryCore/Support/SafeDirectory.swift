@@ -95,6 +95,12 @@ public final class SafeDirectory: @unchecked Sendable {
 
     /// The kind of the entry `name`, without following a link; nil when absent.
     public func kind(of name: EntryName) throws(FileAccessError) -> FileType? {
+        try status(of: name)?.kind
+    }
+
+    /// What one fstatat(2) of the entry `name` says, without following a
+    /// link: its kind, size and owner. Nil when it is absent.
+    public func status(of name: EntryName) throws(FileAccessError) -> EntryStatus? {
         let full = try child(name)
         var info = stat()
         do {
@@ -103,7 +109,7 @@ public final class SafeDirectory: @unchecked Sendable {
             if error == .noSuchFileOrDirectory { return nil }
             throw FileAccessError(path: full, code: .system(error))
         }
-        return FileType(mode: info.st_mode)
+        return EntryStatus(kind: FileType(mode: info.st_mode), size: UInt64(info.st_size), uid: info.st_uid, gid: info.st_gid)
     }
 
     /// Opens the subdirectory `name`, creating it with `mode` when `create` is set.
@@ -204,6 +210,17 @@ public final class SafeDirectory: @unchecked Sendable {
             throw FileAccessError(path: full, code: .system(error))
         }
     }
+}
+
+/// A directory entry as fstatat(2) sees it.
+public struct EntryStatus: Sendable, Equatable {
+    public var kind: FileType
+    public var size: UInt64
+    public var uid: uid_t
+    public var gid: gid_t
+
+    /// Whether `account` owns the entry already, so that a chown would change nothing.
+    public func isOwned(by account: Account) -> Bool { uid == account.uid && gid == account.gid }
 }
 
 /// The kind of a directory entry, from `st_mode`.
@@ -339,33 +356,50 @@ extension SafeDirectory {
     }
 
     /// Copies the local file at `source` into this directory as `name`,
-    /// through a temporary `nncpxfer.*` name, fsynced and renamed into place,
-    /// so that an interrupted copy leaves only a temporary that the next
-    /// visit removes.
-    public func copyIn(from source: String, as name: String) throws(FileAccessError) {
+    /// through a temporary `nncpxfer.*` name renamed into place, and gives
+    /// it to `owner`. Nothing is fsynced: the caller syncs the filesystem
+    /// once (syncfs) before it says the copies are there, as one fsync a
+    /// file would cost a stick tens of milliseconds each. Writeback starts
+    /// as each file is done, so that the final sync is short. An interrupted
+    /// copy leaves only the temporary, whose name no nncp-xfer -rx takes
+    /// for a packet and the next visit removes.
+    ///
+    /// Returns false, copying nothing, when `source` is gone or does not
+    /// start with `magic`. `chunkDone` runs after each chunk copied.
+    public func copyIn(
+        from source: String, as name: String, owner: Account?, magic: [UInt8], chunkDone: () -> Void = {}
+    ) throws(FileAccessError) -> Bool {
         let full = try child(name)
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw FileAccessError(path: source, code: .system(Errno(rawValue: errno))) }
+        let input = open(source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard input >= 0 else {
+            if errno == ENOENT { return false }
+            throw FileAccessError(path: source, code: .system(Errno(rawValue: errno)))
+        }
         defer { close(input) }
+        var head = [UInt8](repeating: 0, count: magic.count)
+        do {
+            guard try readFully(input, into: &head, offset: 0) == magic.count, head == magic else { return false }
+        } catch {
+            throw FileAccessError(path: source, code: .system(error))
+        }
         let temporary = "nncpxfer.ferry.\(name)"
-        _ = unlinkat(fd, temporary, 0)
         let output: Int32
         do {
-            output = try retryingEINTR { openat(fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644) }
+            output = try createExclusively(temporary)
         } catch {
             throw FileAccessError(path: full, code: .system(error))
         }
         var isOpen = true
         do throws(Errno) {
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
                 // A packet can take minutes to copy: a SIGTERM stops it here.
                 if Task.isCancelled { throw Errno.canceled }
-                let count = try retryingEINTR { buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) } }
+                let count = try retryingEINTR { ferry_sendfile(output, input, Self.copyChunk) }
                 if count == 0 { break }
-                try writeAll(output, buffer[..<count])
+                chunkDone()
             }
-            try retryingEINTR { fsync(output) }
+            if let owner { try retryingEINTR { fchown(output, owner.uid, owner.gid) } }
+            _ = ferry_start_writeback(output, 0, 0)
             isOpen = false
             try closeOnce(output)
             try retryingEINTR { renameat(fd, temporary, fd, name) }
@@ -373,6 +407,22 @@ extension SafeDirectory {
             if isOpen { close(output) }
             _ = unlinkat(fd, temporary, 0)
             throw FileAccessError(path: full, code: .system(error))
+        }
+        return true
+    }
+
+    /// What one sendfile(2) copies at most: a SIGTERM waits no longer.
+    static let copyChunk: UInt = 8 << 20
+
+    /// A new file `name`, open for writing; a leftover of that name, from a
+    /// copy killed midway, is removed first.
+    private func createExclusively(_ name: String) throws(Errno) -> Int32 {
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        do {
+            return try retryingEINTR { openat(fd, name, flags, 0o644) }
+        } catch  where error == .fileExists {
+            _ = unlinkat(fd, name, 0)
+            return try retryingEINTR { openat(fd, name, flags, 0o644) }
         }
     }
 }
