@@ -56,14 +56,18 @@ public struct StatusReader: Sendable {
         var warnings: [String] = []
         var queue: [StatusReport.Queue] = []
         let spool = Spool(path: nncp.spool)
-        var queuedNames: Set<String> = []
+        let tooBig = Set(try StateFile<[String]>("too-big.json", stateDir: config.stateDir).load() ?? [])
+        var tooBigQueued: Set<String> = []
         for node in nncp.neighbours.values where node.name != "self" && node.id != nncp.selfID {
-            let packets = try spool.queued(for: node.id)
-            queuedNames.formUnion(packets.map(\.name))
-            for nice in Set(packets.map(\.nice)).sorted() {
-                let group = packets.filter { $0.nice == nice }
-                queue.append(
-                    .init(node: node.name, nice: Self.niceName(nice), packets: group.count, bytes: group.reduce(0) { $0 + $1.size }))
+            // One pass, keeping no copy of a queue that may be 10,000 long.
+            var groups: [UInt8: PacketCount] = [:]
+            for packet in try spool.queued(for: node.id) {
+                groups[packet.nice, default: PacketCount()].packets += 1
+                groups[packet.nice, default: PacketCount()].bytes += packet.size
+                if tooBig.contains(packet.name) { tooBigQueued.insert(packet.name) }
+            }
+            for (nice, group) in groups.sorted(by: { $0.key < $1.key }) {
+                queue.append(.init(node: node.name, nice: Self.niceName(nice), packets: group.packets, bytes: group.bytes))
             }
         }
         queue.sort { ($0.node, $0.nice) < ($1.node, $1.nice) }
@@ -90,8 +94,7 @@ public struct StatusReader: Sendable {
             warnings.append(
                 "stick \(stick.label) (\(stick.uuid)) was nearly full at its last visit: \(humanSize(stick.freeBytes)) free")
         }
-        let tooBig = try StateFile<[String]>("too-big.json", stateDir: config.stateDir).load() ?? []
-        for name in tooBig where queuedNames.contains(name) {
+        for name in tooBigQueued.sorted() {
             warnings.append(
                 "packet \(name) is larger than any stick seen; on the laptop, a smaller [send] chunk-size splits such streams (nncp-file -chunked, for plain files)"
             )
