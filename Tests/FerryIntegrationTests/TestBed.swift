@@ -83,7 +83,9 @@ final class TestBed: @unchecked Sendable {
     /// stream in received/, or `ferry receive` itself.
     enum Handler { case script, ferryReceive }
 
-    static func with<T>(handler choice: Handler = .script, _ body: (TestBed) async throws -> T) async throws -> T {
+    /// With `restores`, backupsvr reaches the laptop through the spooler,
+    /// and the laptop runs `ferry receive` for `zfsrestore`.
+    static func with<T>(handler choice: Handler = .script, restores: Bool = false, _ body: (TestBed) async throws -> T) async throws -> T {
         var template = Array("/tmp/ferry-it.XXXXXX".utf8CString)
         let directory = String(cString: mkdtemp(&template)!)
         let handler = directory + "/handler.sh"
@@ -99,9 +101,12 @@ final class TestBed: @unchecked Sendable {
         let network = try await NNCPTestNetwork.create(
             in: directory,
             nodes: [
-                .init(name: "laptop", via: ["backupsvr": ["spooler"]]), .init(name: "spooler"),
                 .init(
-                    name: "backupsvr",
+                    name: "laptop", via: ["backupsvr": ["spooler"]],
+                    exec: restores ? ["zfsrestore": [FerryBinary.path, "receive", "--config", "\(directory)/laptop/ferry.toml"]] : [:]),
+                .init(name: "spooler"),
+                .init(
+                    name: "backupsvr", via: restores ? ["laptop": ["spooler"]] : [:],
                     exec: [
                         "zfsreceive": choice == .script
                             ? [handler] : [FerryBinary.path, "receive", "--config", "\(directory)/backupsvr/ferry.toml"]

@@ -28,6 +28,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var streamStore: PacketCount?
     /// backupsvr: the split streams whose parts are still arriving.
     public var incompleteStreams: [IncompleteStreamStatus]?
+    /// laptop: the restores that arrived from backupsvr, oldest first.
+    public var restored: [RestoredDataset]?
     public var warnings: [String]
 }
 
@@ -113,7 +115,8 @@ public struct StatusReader: Sendable {
         return StatusReport(
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
             peer: peer, drives: backupsvr?.drives, datasets: datasets, streamStore: backupsvr?.streamStore,
-            incompleteStreams: backupsvr?.incompleteStreams, warnings: warnings)
+            incompleteStreams: backupsvr?.incompleteStreams,
+            restored: config.role == .laptop ? RestoredDatasets(stateDir: config.stateDir).load() : nil, warnings: warnings)
     }
 
     static func niceName(_ nice: UInt8) -> String {
@@ -185,6 +188,14 @@ public struct StatusText {
             lines.append("stream store: \(store.packets) stream(s), \(humanSize(store.bytes))")
         }
         for stream in report.incompleteStreams ?? [] { lines.append(stream.line) }
+        if let restored = report.restored, !restored.isEmpty {
+            lines.append("restored:")
+            for restore in restored {
+                lines.append(
+                    "  \(restore.dataset)@\(restore.snapshot) (taken \(restore.created)) into \(restore.into), \(restore.restored)"
+                        + (restore.from.map { ", the increment from @\($0)" } ?? ""))
+            }
+        }
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
         return terminalText(lines)
