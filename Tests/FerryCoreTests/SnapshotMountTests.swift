@@ -2,7 +2,7 @@ import Testing
 
 @testable import FerryCore
 
-@Suite("Snapshot mounts and restores: commands and names")
+@Suite("Snapshot mounts: commands, and the names an admin types")
 struct SnapshotMountTests {
     @Test("a snapshot mount's clone is read-only, never mounted on import, and marked with its directory")
     func cloneArgv() {
@@ -49,54 +49,5 @@ struct SnapshotMountTests {
         } throws: { error in
             "\(error)".contains(problem) && !"\(error)".contains("\n")
         }
-    }
-}
-
-@Suite("[restore] in the config")
-struct RestoreConfigTests {
-    let path = "/etc/ferry/ferry.toml"
-
-    @Test("[restore] into names where restores land; without it, each dataset's pool's ferry-restore")
-    func into() throws {
-        let configured = try FerryConfig.parse("role = \"laptop\"\n[restore]\ninto = \"tank/restores\"\n", path: path)
-        let dataset = try DatasetName("rpool/home")
-        #expect("\(configured.restore.root(for: dataset))" == "tank/restores")
-        let plain = try FerryConfig.parse("role = \"laptop\"\n", path: path)
-        #expect(plain.restore.into == nil)
-        #expect("\(plain.restore.root(for: dataset))" == "rpool/ferry-restore")
-    }
-
-    @Test(
-        "a bad [restore] value is one error line naming the file and the key",
-        arguments: [
-            (
-                "[restore]\ninto = \"/tank/x\"\n",
-                "/etc/ferry/ferry.toml: key \"restore.into\" is not a dataset name: dataset name \"/tank/x\" is an absolute path"
-            ),
-            ("[restore]\ninto = \"tank//x\"\n", "key \"restore.into\" is not a dataset name"),
-            ("[restore]\ninto = \"tank/x@s\"\n", "key \"restore.into\" is not a dataset name: dataset name \"tank/x@s\" names a snapshot"),
-            ("[restore]\ninto = 3\n", "key \"restore.into\" must be a string"),
-            ("[restore]\nonto = \"tank/x\"\n", "key \"restore.onto\" is not a known setting; known here: into"),
-        ])
-    func badRestore(text: String, message: String) {
-        #expect {
-            _ = try FerryConfig.parse("role = \"laptop\"\n" + text, path: path)
-        } throws: { error in
-            "\(error)".contains(message) && !"\(error)".contains("\n")
-        }
-    }
-
-    @Test("a restore goes to the laptop's zfsrestore handle, and in parts with the part's stream and number")
-    func restoreExecArgv() {
-        let whole = NNCP.exec(config: "/etc/nncp.hjson", nice: "B", node: "laptop", handle: "zfsrestore", arguments: ["laptop/tank/root"])
-        #expect(whole.description == "/usr/bin/nncp-exec -cfg /etc/nncp.hjson -noprogress -nice B laptop zfsrestore laptop/tank/root")
-        let part = NNCP.execPart(
-            config: "/etc/nncp.hjson", nice: "B", node: "laptop", handle: RestoreSender.handle, destination: "laptop/tank/root",
-            stream: "00112233445566778899aabbccddeeff", part: 2)
-        #expect(
-            part.arguments == [
-                "-cfg", "/etc/nncp.hjson", "-noprogress", "-nice", "B", "laptop", "zfsrestore", "laptop/tank/root", "--stream",
-                "00112233445566778899aabbccddeeff", "--part", "2",
-            ])
     }
 }

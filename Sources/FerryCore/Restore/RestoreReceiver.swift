@@ -35,7 +35,7 @@ public struct RestoreReceiver: Sendable {
             throw ReceiveRefusal(problem: "[send].backupsvr \(backupsvr) is not a node in \(nncp.path)", keepQueued: true)
         }
         guard node.id == senderID else {
-            let name = nncp.node(id: senderID)?.name ?? printable(senderID)
+            let name = nncp.node(id: senderID).map { $0.name == "self" ? "this laptop itself" : $0.name } ?? printable(senderID)
             throw ReceiveRefusal(
                 problem: "a restore from \(name), which is not this laptop's backupsvr (\(backupsvr)); restores come from backupsvr only",
                 keepQueued: true)
