@@ -28,11 +28,11 @@ public struct RestoredDatasets: Sendable {
 
     var file: StateFile<[RestoredDataset]> { StateFile(Self.fileName, stateDir: stateDir) }
 
-    public func load() -> [RestoredDataset] {
-        file.read() ?? []
+    public func load() throws -> [RestoredDataset] {
+        try file.load() ?? []
     }
 
     public func record(_ restored: RestoredDataset) throws {
-        try file.write(load() + [restored])
+        try file.write(try load() + [restored])
     }
 }

@@ -116,7 +116,7 @@ public struct StatusReader: Sendable {
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
             peer: peer, drives: backupsvr?.drives, datasets: datasets, streamStore: backupsvr?.streamStore,
             incompleteStreams: backupsvr?.incompleteStreams,
-            restored: config.role == .laptop ? RestoredDatasets(stateDir: config.stateDir).load() : nil, warnings: warnings)
+            restored: config.role == .laptop ? try RestoredDatasets(stateDir: config.stateDir).load() : nil, warnings: warnings)
     }
 
     static func niceName(_ nice: UInt8) -> String {
