@@ -207,3 +207,45 @@ struct RestoreTests {
         }
     }
 }
+
+extension RestoreTests {
+    @Test("a split restore that cannot land yet keeps its parts and lands when its last part's packet is tossed again")
+    func splitRestoreRetried() async throws {
+        try await TestBed.with(handler: .ferryReceive, restores: true) { bed in
+            let world = try await ZFSWorld.make(bed, tag: "y")
+            let live = "\(world.laptop)/root"
+            try await bed.sh("/bin/dd", "if=/dev/urandom", "of=\(try await world.mountpoint(live))/big", "bs=64k", "count=4", "status=none")
+            try await bed.sh(Tool.zfs, "snapshot", "\(live)@s1")
+            let (stream, parts) = try makeParts(of: try await world.streamFile(snapshot: "s1"), chunk: 64 << 10, in: bed.directory)
+            try #require(parts.count >= 3)
+            // A dataset of the owner's stands where the restore goes.
+            let target = "\(world.laptop)/ferry-restore/\(live)"
+            try await bed.sh(Tool.zfs, "create", "-p", target)
+            var last = Run(status: -1, output: "", error: "")
+            for (index, part) in parts.enumerated() {
+                last = try await world.receive(
+                    "laptop/\(live)", from: "backupsvr", input: part, arguments: ["--stream", "\(stream)", "--part", "\(index + 1)"],
+                    at: "laptop")
+                if index + 1 < parts.count { #expect(last.status == 0, "\(last.error)") }
+            }
+            #expect(last.status == 1, "the packet stays queued")
+            #expect(last.error.contains("\(target) exists and is not a restore of ferry's; ferry never receives over it"), "\(last.error)")
+            #expect(try await world.snapshots(target).isEmpty)
+
+            try await bed.sh(Tool.zfs, "destroy", target)
+            let again = try await world.receive(
+                "laptop/\(live)", from: "backupsvr", input: parts.last!, arguments: ["--stream", "\(stream)", "--part", "\(parts.count)"],
+                at: "laptop")
+            #expect(again.status == 0, "\(again.error)")
+            #expect(try await world.snapshots(target) == ["s1"])
+            let big = try Data(contentsOf: URL(fileURLWithPath: try await world.mountpoint(live) + "/big"))
+            #expect(try await world.throughClone(of: target) { try Data(contentsOf: URL(fileURLWithPath: $0 + "/big")) } == big)
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: "\(bed.directory)/laptop/state/streams/parts")) ?? []
+            #expect(left.allSatisfy { $0.hasSuffix(".done") }, "\(left)")
+            let late = try await world.receive(
+                "laptop/\(live)", from: "backupsvr", input: parts[0], arguments: ["--stream", "\(stream)", "--part", "1"], at: "laptop")
+            #expect(late.status == 0, "a late copy is dropped: \(late.error)")
+            #expect(try await world.laptopStatus().restored?.count == 1)
+        }
+    }
+}

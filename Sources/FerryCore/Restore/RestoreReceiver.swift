@@ -77,7 +77,10 @@ public struct RestoreReceiver: Sendable {
 
     /// Receives part `part` of a split restore; once the last part is here
     /// and the whole passes its check, the restore is received from the
-    /// parts, and they are removed. Returns the restore when it was received.
+    /// parts, and they are removed. A restore that cannot be received then
+    /// keeps its parts, and is tried again when a part of it comes again
+    /// (nncp-toss keeps the packet of a handler that failed). Returns the
+    /// restore when it was received.
     @discardableResult
     public func receivePart(
         destination: String, senderID: String?, stream streamText: String, part: Int, input: FileDescriptor = .standardInput
@@ -97,8 +100,7 @@ public struct RestoreReceiver: Sendable {
         let meta: Logger.Metadata = ["dataset": "\(dataset)", "stream": "\(stream)", "part": "\(part)"]
         let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
         defer { withExtendedLifetime(lock) {} }
-        let store = try StreamStore(stateDir: context.config.stateDir)
-        let parts = try PartStore(store: store)
+        let parts = try PartStore(store: try StreamStore(stateDir: context.config.stateDir))
         let outcome: PartStore.Outcome
         do {
             outcome = try parts.accept(
@@ -108,16 +110,23 @@ public struct RestoreReceiver: Sendable {
             logger.error("\(refusal)", metadata: meta)
             throw refusal
         }
-        guard case .complete(let incoming, let key) = outcome, let header = incoming.header else {
+        let incoming: IncomingStream
+        let key: String
+        switch outcome {
+        case .complete(let complete, let completeKey):
+            (incoming, key) = (complete, completeKey)
+        case .duplicate(let repeated) where repeated.isComplete:
+            // The packet of a part that completed a restore which could not
+            // be received then (exit 1 kept it queued): try again.
+            logger.info("a part of a complete restore came again; receiving the restore", metadata: meta)
+            (incoming, key) = (repeated, PartStore.key(senderID: senderID ?? "", stream: stream))
+        default:
             logger.info("part of a restore stored; it waits for the rest", metadata: meta)
             return nil
         }
-        let stored = StoredStream(
-            id: StoredStream.id(for: header), sender: sender, dataset: dataset, header: header, bytes: incoming.bytes,
-            received: context.clock.now().rfc3339, applied: [])
-        _ = try parts.join(key, as: stored, into: store)
-        let restored = try await apply(header, of: dataset, input: try store.open(stored.id), first: [])
-        try store.remove(stored.id)
+        guard let header = incoming.header else { return nil }
+        let restored = try await apply(header, of: dataset, input: try PartsReader.open(parts.partFiles(key)), first: [])
+        parts.finish(key)
         return restored
     }
 
