@@ -220,7 +220,7 @@ extension RestoreTests {
             try #require(parts.count >= 3)
             // A dataset of the owner's stands where the restore goes.
             let target = "\(world.laptop)/ferry-restore/\(live)"
-            try await bed.sh(Tool.zfs, "create", "-p", target)
+            try await bed.sh(Tool.zfs, "create", "-p", "-o", "canmount=noauto", target)
             var last = Run(status: -1, output: "", error: "")
             for (index, part) in parts.enumerated() {
                 last = try await world.receive(
