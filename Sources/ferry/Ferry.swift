@@ -12,7 +12,7 @@ struct Ferry: AsyncParsableCommand {
         abstract: "Carries NNCP packets across an air gap on USB sticks, and keeps offline ZFS backup drives up to date.",
         subcommands: [
             Handle.self, Identify.self, Enroll.self, Drive.self, Status.self, Journal.self, Send.self, Queue.self, Receive.self,
-            State.self, Verify.self, Toss.self, Init.self, Card.self, Pair.self, Doctor.self, Demo.self,
+            Restore.self, State.self, Verify.self, Toss.self, Init.self, Card.self, Pair.self, Doctor.self, Demo.self,
         ])
 }
 
@@ -201,7 +201,8 @@ struct Queue: AsyncParsableCommand {
 
 struct Receive: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Backupsvr: the NNCP exec handler; receives the ZFS stream on standard input.",
+        abstract:
+            "The NNCP exec handler: on backupsvr zfsreceive, a laptop's stream; on a laptop zfsrestore, a restore from backupsvr (under [restore] into).",
         discussion: """
             Exit status 0: the stream is stored or applied (or refused for good, and logged), so nncp-toss may drop it. \
             1: keep the packet queued (a sender not allowed by the config, or a fault here).
@@ -221,8 +222,17 @@ struct Receive: AsyncParsableCommand {
         do {
             let nncp = try await context.nncpConfig()
             try await stoppingOnSignals {
-                let receiver = StreamReceiver(context: context, nncp: nncp)
                 let sender = ProcessInfo.processInfo.environment["NNCP_SENDER"]
+                if context.config.role == .laptop {
+                    let restores = RestoreReceiver(context: context, nncp: nncp)
+                    if let stream, let part {
+                        try await restores.receivePart(destination: destination, senderID: sender, stream: stream, part: part)
+                    } else {
+                        try await restores.receive(destination: destination, senderID: sender)
+                    }
+                    return
+                }
+                let receiver = StreamReceiver(context: context, nncp: nncp)
                 if let stream, let part {
                     try await receiver.receivePart(destination: destination, senderID: sender, stream: stream, part: part)
                     context.logger.debug("done", metadata: ["part": "\(part)", "peak-rss-kib": "\(peakResidentKiB())"])
@@ -289,6 +299,33 @@ struct Verify: AsyncParsableCommand {
             say(
                 "the manifest (\(humanSize(UInt64(requested.bytes)))) is queued for \(requested.laptop); its answer comes back with the sticks, and ferry status shows it"
             )
+        }
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Backupsvr: send a snapshot from a present drive back to the laptop that sent it, over NNCP.",
+        discussion: """
+            Without @SNAP, the newest snapshot on the drives in the dock. A full stream, or with --from the increment from a snapshot \
+            the laptop still has. Above [send] chunk-size it crosses in parts. The laptop receives it under [restore] into, unmounted.
+            """)
+
+    @OptionGroup var options: GlobalOptions
+    @Option(help: "A snapshot of the dataset the laptop still has: send only the increment from it.") var from: String?
+    @Argument(help: "HOST/DATASET, or HOST/DATASET@SNAP.") var snapshot: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let context = try options.context(syslog: true)
+            let (dataset, name) = try SnapshotName.parse(snapshot)
+            if let from { _ = try SnapshotName.parse("\(dataset)@\(from)") }
+            let queued = try await RestoreSender(context: context, nncp: try await context.nncpConfig()).restore(
+                dataset, snapshot: name, from: from)
+            say(
+                "\(queued.snapshot) from \(queued.pool) is queued for \(queued.node)"
+                    + (queued.base.map { " (the increment from @\($0))" } ?? " (a full stream)")
+                    + "; it goes with the next stick to the spooler")
         }
     }
 }

@@ -2,7 +2,7 @@ import Testing
 
 @testable import FerryCore
 
-@Suite("Snapshot mounts and restores: commands and names")
+@Suite("Snapshot mounts: commands, and the names an admin types")
 struct SnapshotMountTests {
     @Test("a snapshot mount's clone is read-only, never mounted on import, and marked with its directory")
     func cloneArgv() {

@@ -128,11 +128,13 @@ struct ZFSWorld {
     }
 
     /// Runs `ferry receive` the way nncp-toss does: NNCP_SENDER set and the
-    /// stream on standard input.
-    func receive(_ destination: String, from sender: String, input path: String, arguments: [String] = []) async throws -> Run {
+    /// stream on standard input; at backupsvr, or at `host`.
+    func receive(_ destination: String, from sender: String, input path: String, arguments: [String] = [], at host: String = "backupsvr")
+        async throws -> Run
+    {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly)
         let command = Command(
-            FerryBinary.path, ["receive", "--config", bed.configPath("backupsvr"), destination] + arguments,
+            FerryBinary.path, ["receive", "--config", bed.configPath(host), destination] + arguments,
             environment: ["NNCP_SENDER": try bed.nodeID(sender)], timeout: .seconds(120))
         let result = try await bed.runner.run(command, inputFrom: fd)
         guard case .exited(let status) = result.status else {

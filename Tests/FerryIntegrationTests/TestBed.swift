@@ -85,9 +85,11 @@ final class TestBed: @unchecked Sendable {
 
     /// With `stateBack`, traffic flows back too: backupsvr reaches the
     /// laptop via the spooler, and both offer `ferrystate` (`ferry state`).
-    static func with<T>(handler choice: Handler = .script, stateBack: Bool = false, _ body: (TestBed) async throws -> T) async throws
-        -> T
-    {
+    /// With `restores`, backupsvr reaches the laptop through the spooler,
+    /// and the laptop runs `ferry receive` for `zfsrestore`.
+    static func with<T>(
+        handler choice: Handler = .script, stateBack: Bool = false, restores: Bool = false, _ body: (TestBed) async throws -> T
+    ) async throws -> T {
         var template = Array("/tmp/ferry-it.XXXXXX".utf8CString)
         let directory = String(cString: mkdtemp(&template)!)
         let handler = directory + "/handler.sh"
@@ -106,9 +108,14 @@ final class TestBed: @unchecked Sendable {
         let network = try await NNCPTestNetwork.create(
             in: directory,
             nodes: [
-                .init(name: "laptop", via: ["backupsvr": ["spooler"]], exec: state("laptop")), .init(name: "spooler"),
                 .init(
-                    name: "backupsvr", via: stateBack ? ["laptop": ["spooler"]] : [:],
+                    name: "laptop", via: ["backupsvr": ["spooler"]],
+                    exec: state("laptop").merging(
+                        restores ? ["zfsrestore": [FerryBinary.path, "receive", "--config", "\(directory)/laptop/ferry.toml"]] : [:]
+                    ) { $1 }),
+                .init(name: "spooler"),
+                .init(
+                    name: "backupsvr", via: stateBack || restores ? ["laptop": ["spooler"]] : [:],
                     exec: [
                         "zfsreceive": choice == .script
                             ? [handler] : [FerryBinary.path, "receive", "--config", "\(directory)/backupsvr/ferry.toml"]

@@ -32,6 +32,7 @@ public struct FerryConfig: Sendable, Equatable {
     public var send = Send()
     /// `[retention]` (backupsvr): how drives are thinned; empty keeps everything.
     public var retention = RetentionPolicy()
+    public var restore = Restore()
 
     public struct Exchange: Sendable, Equatable {
         /// How long one NNCP command of a visit may run before it is stopped.
@@ -78,6 +79,19 @@ public struct FerryConfig: Sendable, Equatable {
         public var simplesnapStore: String?
         /// A stream larger than this crosses as several packets, none larger.
         public var chunkSize: UInt64 = 1 << 30
+    }
+
+    public struct Restore: Sendable, Equatable {
+        /// Where a laptop receives restores; nil means `POOL/ferry-restore`,
+        /// POOL being the pool of the dataset restored.
+        public var into: DatasetName?
+
+        public static let defaultName = "ferry-restore"
+
+        /// The dataset under which a restore of `dataset` lands.
+        public func root(for dataset: DatasetName) -> DatasetName {
+            into ?? (try? DatasetName("\(dataset.components[0])/\(Self.defaultName)")) ?? dataset
+        }
     }
 
     public init(path: String, role: Role) {
@@ -200,7 +214,7 @@ public struct FerryConfig: Sendable, Equatable {
         let reader = TableReader(table: table, path: path, prefix: "")
         try reader.allowOnly([
             "role", "name", "nncp-config", "nncp-user", "peer", "state-dir", "mount-root", "notify-command", "exchange", "status",
-            "receive", "rotation", "send", "retention",
+            "receive", "rotation", "send", "retention", "restore",
         ])
 
         guard let roleName = try reader.string("role") else {
@@ -280,6 +294,16 @@ public struct FerryConfig: Sendable, Equatable {
                     throw ConfigError(path: path, key: "send.chunk-size", problem: "must be at least 1MiB, not \(chunk) bytes")
                 }
                 config.send.chunkSize = chunk
+            }
+        }
+        if let restore = try reader.table("restore") {
+            try restore.allowOnly(["into"])
+            if let into = try restore.string("into") {
+                do {
+                    config.restore.into = try DatasetName(into)
+                } catch {
+                    throw ConfigError(path: path, key: "restore.into", problem: "is not a dataset name: \(error)")
+                }
             }
         }
 

@@ -84,6 +84,26 @@ public struct StreamReceiver: Sendable {
         }
     }
 
+    /// The stream's first record, read from `input`, and the header it
+    /// holds; a refusal for what is not a stream ferry takes.
+    static func readHeader(_ input: FileDescriptor) throws -> (header: StreamHeader, first: [UInt8]) {
+        let first = try StreamPump.readPrefix(input, count: StreamHeader.recordSize)
+        do {
+            return (try StreamHeader(parsing: first), first)
+        } catch {
+            throw ReceiveRefusal(problem: "\(error)", keepQueued: false)
+        }
+    }
+
+    /// The split stream `text` names (`--stream`), or a refusal of `sender`'s part.
+    static func streamID(_ text: String, from sender: String) throws(ReceiveRefusal) -> StreamID {
+        do {
+            return try StreamID(text)
+        } catch {
+            throw ReceiveRefusal(problem: "from \(sender): \(error)", keepQueued: false)
+        }
+    }
+
     /// Receives the stream on `input`.
     public func receive(destination: String, senderID: String?, input: FileDescriptor = .standardInput) async throws -> ReceiveOutcome {
         try context.config.require(.backupsvr, for: "receive")
@@ -92,12 +112,7 @@ public struct StreamReceiver: Sendable {
         let first: [UInt8]
         do {
             (sender, dataset) = try authorize(destination: destination, senderID: senderID)
-            first = try StreamPump.readPrefix(input, count: StreamHeader.recordSize)
-            do {
-                header = try StreamHeader(parsing: first)
-            } catch {
-                throw ReceiveRefusal(problem: "\(error)", keepQueued: false)
-            }
+            (header, first) = try Self.readHeader(input)
         } catch {
             refused(error, senderID: senderID, destination: destination, input: input)
             throw error
@@ -249,11 +264,7 @@ extension StreamReceiver {
         let stream: StreamID
         do {
             (sender, dataset) = try authorize(destination: destination, senderID: senderID)
-            do {
-                stream = try StreamID(streamText)
-            } catch {
-                throw ReceiveRefusal(problem: "from \(sender): \(error)", keepQueued: false)
-            }
+            stream = try Self.streamID(streamText, from: sender)
         } catch {
             refused(error, senderID: senderID, destination: destination, input: input, extra: ["part": "\(part)"])
             throw error

@@ -109,6 +109,12 @@ public struct SnapshotSender: Sendable {
                 try await inventory.properties(Self.excludeProperties, of: [root], recursive: true)
                     .filter { $0.value == "on" }.map(\.dataset))
             for dataset in all where !excluded.contains(dataset) && !datasets.contains(dataset) {
+                // A restore is a copy of what backupsvr holds already; sent
+                // back, it would come round again as a dataset of its own.
+                guard !isRestore(dataset) else {
+                    logger.info("a restore from backupsvr; it is never sent back", metadata: ["dataset": "\(dataset)"])
+                    continue
+                }
                 datasets.append(dataset)
             }
             for dataset in all where excluded.contains(dataset) {
@@ -128,6 +134,13 @@ public struct SnapshotSender: Sendable {
                     + failed.map { "\($0.dataset): \($0.error!)" }.joined(separator: "; "))
         }
         return results
+    }
+
+    /// Whether `dataset` lies under `[restore] into` (by default its
+    /// pool's ferry-restore), where restores land.
+    func isRestore(_ dataset: String) -> Bool {
+        guard let name = try? DatasetName(dataset) else { return false }
+        return name.isWithin(context.config.restore.root(for: name))
     }
 
     /// ferry-YYYYMMDDTHHMMSSZ, with -2, -3 … so that it comes after every
@@ -188,16 +201,35 @@ public struct SnapshotSender: Sendable {
         return result
     }
 
+    /// Where `queue` sends a stream: the node, its exec handle, and what a
+    /// failure leaves to the admin.
+    struct QueueTarget: Sendable {
+        var node: String
+        var handle: String
+        /// Said after a failure: what happens next.
+        var afterFailure: String
+    }
+
+    /// A laptop's streams: to backupsvr's `zfsreceive`.
+    var backupsvrTarget: QueueTarget {
+        QueueTarget(
+            node: context.config.send.backupsvr, handle: Self.handle,
+            afterFailure: "nothing is marked sent, and the next run sends it again"
+        )
+    }
+
     /// `zfs send | nncp-exec -nice B BACKUPSVR zfsreceive HOST/DATASET`, or
-    /// in parts when the stream is larger than `[send] chunk-size`.
-    func queue(_ dataset: String, snapshot: String, from base: String?, destination: String) async throws {
+    /// in parts when the stream is larger than `[send] chunk-size`; to
+    /// `target` instead of backupsvr when one is given (a restore).
+    func queue(_ dataset: String, snapshot: String, from base: String?, destination: String, to target: QueueTarget? = nil) async throws {
+        let target = target ?? backupsvrTarget
         let send = Zfs.send(dataset, snapshot: snapshot, from: base)
-        if try await exceedsChunk(send, name: "\(dataset)@\(snapshot)") {
-            try await queueInParts(send, name: "\(dataset)@\(snapshot)", from: base, destination: destination)
+        if try await exceedsChunk(send, name: "\(dataset)@\(snapshot)", target: target) {
+            try await queueInParts(send, name: "\(dataset)@\(snapshot)", from: base, destination: destination, target: target)
             return
         }
         let exec = NNCP.exec(
-            config: nncp.path, nice: Self.niceness, node: context.config.send.backupsvr, handle: Self.handle, arguments: [destination]
+            config: nncp.path, nice: Self.niceness, node: target.node, handle: target.handle, arguments: [destination]
         ).asUser(context.config.nncpUser)
         let started = ContinuousClock.now
         let result = try await context.runner.pipe(send, into: exec)
@@ -206,13 +238,12 @@ public struct SnapshotSender: Sendable {
             let failed = result.producer.status.succeeded ? result.consumer : result.producer
             throw SendError(
                 result.producer.status.succeeded ? .execFailed(failed.status) : .sendFailed(failed.status),
-                problem: "\(which) failed for \(dataset)@\(snapshot) (\(failed.status)): \(failed.errorTail()); "
-                    + "nothing is marked sent, and the next run sends it again")
+                problem: "\(which) failed for \(dataset)@\(snapshot) (\(failed.status)): \(failed.errorTail()); \(target.afterFailure)")
         }
         logger.info(
             "queued",
             metadata: [
-                "dataset": "\(dataset)", "snapshot": "\(snapshot)", "from": "\(base ?? "(full)")", "to": "\(context.config.send.backupsvr)",
+                "dataset": "\(dataset)", "snapshot": "\(snapshot)", "from": "\(base ?? "(full)")", "to": "\(target.node)",
                 "destination": "\(destination)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
             ])
     }
@@ -225,7 +256,7 @@ extension SnapshotSender {
     /// keeps today's path, and a larger one is read again, in parts. Killing
     /// an nncp-exec half way instead would leave its temporary file in the
     /// spool.
-    func exceedsChunk(_ send: Command, name: String) async throws -> Bool {
+    func exceedsChunk(_ send: Command, name: String, target: QueueTarget) async throws -> Bool {
         let ends = try makePipe()
         let runner = context.runner
         let task = Task { try await runner.run(send, outputTo: ends.write) }
@@ -241,27 +272,23 @@ extension SnapshotSender {
         if !exceeds, !result.status.succeeded {
             throw SendError(
                 .sendFailed(result.status),
-                problem:
-                    "zfs send failed for \(name) (\(result.status)): \(result.errorTail()); nothing is marked sent, and the next run sends it again"
-            )
+                problem: "zfs send failed for \(name) (\(result.status)): \(result.errorTail()); \(target.afterFailure)")
         }
         return exceeds
     }
 
     /// `zfs send`, cut into parts of at most `[send] chunk-size`, each queued
     /// with `nncp-exec ... zfsreceive HOST/DATASET --stream ID --part N`.
-    func queueInParts(_ send: Command, name: String, from base: String?, destination: String) async throws {
+    func queueInParts(_ send: Command, name: String, from base: String?, destination: String, target: QueueTarget) async throws {
         let ends = try makePipe()
         let runner = context.runner
         let producer = Task { try await runner.run(send, outputTo: ends.write) }
-        let splitter = partSplitter(destination: destination) {
+        let splitter = partSplitter(destination: destination, target: target) {
             let result = try await producer.value
             guard result.status.succeeded else {
                 throw SendError(
                     .sendFailed(result.status),
-                    problem:
-                        "zfs send failed for \(name) (\(result.status)): \(result.errorTail()); nothing is marked sent, and the next run sends it again"
-                )
+                    problem: "zfs send failed for \(name) (\(result.status)): \(result.errorTail()); \(target.afterFailure)")
             }
         }
         let started = ContinuousClock.now
@@ -277,7 +304,7 @@ extension SnapshotSender {
         logger.info(
             "queued in parts",
             metadata: [
-                "snapshot": "\(name)", "from": "\(base ?? "(full)")", "to": "\(context.config.send.backupsvr)",
+                "snapshot": "\(name)", "from": "\(base ?? "(full)")", "to": "\(target.node)",
                 "destination": "\(destination)",
                 "stream": "\(splitter.stream)", "parts": "\(outcome.parts)", "bytes": "\(outcome.bytes)",
                 "seconds": "\((ContinuousClock.now - started).components.seconds)",
@@ -285,15 +312,18 @@ extension SnapshotSender {
     }
 
     /// Splits a stream for `destination` into parts queued with nncp-exec.
-    func partSplitter(destination: String, ended: @escaping @Sendable () async throws -> Void = {}) -> StreamSplitter {
+    func partSplitter(destination: String, target: QueueTarget? = nil, ended: @escaping @Sendable () async throws -> Void = {})
+        -> StreamSplitter
+    {
         let runner = context.runner
-        let (config, node, user) = (nncp.path, context.config.send.backupsvr, context.config.nncpUser)
+        let target = target ?? backupsvrTarget
+        let (config, node, handle, user) = (nncp.path, target.node, target.handle, context.config.nncpUser)
         let stream = StreamID.random()
         return StreamSplitter(
             chunkSize: context.config.send.chunkSize, stream: stream,
             queuePart: { number, input in
                 let exec = NNCP.execPart(
-                    config: config, nice: Self.niceness, node: node, handle: Self.handle, destination: destination, stream: "\(stream)",
+                    config: config, nice: Self.niceness, node: node, handle: handle, destination: destination, stream: "\(stream)",
                     part: number)
                 return try await runner.run(exec.asUser(user), inputFrom: input)
             }, ended: ended)

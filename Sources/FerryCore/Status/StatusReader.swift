@@ -34,6 +34,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var refused: [RefusedStream]?
     /// A laptop: where its snapshots are, as backupsvr last said.
     public var laptop: LaptopView?
+    /// laptop: the restores that arrived from backupsvr, oldest first.
+    public var restored: [RestoredDataset]?
     public var warnings: [String]
 }
 
@@ -129,7 +131,7 @@ public struct StatusReader: Sendable {
             role: config.role.rawValue, node: nncp.selfName, generated: now.rfc3339, queue: queue, sticks: sticks, lastVisit: lastVisit,
             peer: peer, drives: backupsvr?.drives, datasets: datasets, streamStore: backupsvr?.streamStore,
             incompleteStreams: backupsvr?.incompleteStreams, verified: backupsvr?.verified, refused: backupsvr?.refused, laptop: laptop,
-            warnings: warnings)
+            restored: config.role == .laptop ? try RestoredDatasets(stateDir: config.stateDir).load() : nil, warnings: warnings)
     }
 
     /// The laptop's view: backupsvr's last state, with the `ferry:sent`
@@ -230,6 +232,14 @@ public struct StatusText {
         for result in report.verified ?? [] { lines.append(result.line) }
         for refusal in report.refused ?? [] { lines.append(refusal.line) }
         lines += report.laptop?.lines ?? []
+        if let restored = report.restored, !restored.isEmpty {
+            lines.append("restored:")
+            for restore in restored {
+                lines.append(
+                    "  \(restore.dataset)@\(restore.snapshot) (taken \(restore.created)) into \(restore.into), \(restore.restored)"
+                        + (restore.from.map { ", the increment from @\($0)" } ?? ""))
+            }
+        }
         lines.append(report.warnings.isEmpty ? "no warnings" : "warnings:")
         lines += report.warnings.map { "  ! \($0)" }
         return terminalText(lines)

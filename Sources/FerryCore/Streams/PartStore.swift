@@ -343,6 +343,19 @@ public struct PartStore: Sendable {
         return true
     }
 
+    /// The part files of the stream `key`, in order.
+    public func partFiles(_ key: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path + "/" + key)) ?? []
+        return names.filter { $0.allSatisfy(\.isNumber) }.sorted().map { path + "/" + key + "/" + $0 }
+    }
+
+    /// Lets go of a complete stream that was used where it is (a laptop's
+    /// restore): its parts go, and later copies of them are refused.
+    public func finish(_ key: String) {
+        try? FileManager.default.removeItem(atPath: path + "/" + key)
+        markDone(key)
+    }
+
     /// Says that the sender's snapshot `toGUID` has joined the chain.
     func joinedMarker(sender: String, toGUID: UInt64) -> String {
         path + "/joined-" + Hex.encode(Array(sender.utf8)) + "-" + Hex.encode(toGUID)
