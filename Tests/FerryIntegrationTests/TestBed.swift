@@ -86,7 +86,8 @@ final class TestBed: @unchecked Sendable {
     /// With `stateBack`, traffic flows back too: backupsvr reaches the
     /// laptop via the spooler, and both offer `ferrystate` (`ferry state`).
     /// With `restores`, backupsvr reaches the laptop through the spooler,
-    /// and the laptop runs `ferry receive` for `zfsrestore`.
+    /// the laptop runs `ferry receive` for `zfsrestore`, and both offer
+    /// `ferrystate`, as pairing sets them up.
     static func with<T>(
         handler choice: Handler = .script, stateBack: Bool = false, restores: Bool = false, _ body: (TestBed) async throws -> T
     ) async throws -> T {
@@ -103,7 +104,9 @@ final class TestBed: @unchecked Sendable {
         """.write(toFile: handler, atomically: false, encoding: .utf8)
         chmod(handler, 0o755)
         func state(_ host: String) -> [String: [String]] {
-            stateBack ? ["ferrystate": [FerryBinary.path, "state", "--config", "\(directory)/\(host)/ferry.toml"]] : [:]
+            // A laptop that takes restores has backupsvr as a neighbour, and
+            // backupsvr then sends it its state too, as after pairing.
+            stateBack || restores ? ["ferrystate": [FerryBinary.path, "state", "--config", "\(directory)/\(host)/ferry.toml"]] : [:]
         }
         let network = try await NNCPTestNetwork.create(
             in: directory,
