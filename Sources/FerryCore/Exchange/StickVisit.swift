@@ -41,11 +41,20 @@ public struct StickVisit: Sendable {
             try Spool(path: nncp.spool).prepare(owner: config.nncpUser)
             // On vfat and exfat the mount already makes nncp-user the owner.
             let owner = config.nncpUser.isEmpty || !filesystem.keepsOwners ? nil : Account(name: config.nncpUser)
-            try await exchange(root: root, peer: peer, owner: owner, filesystem: filesystem, report: &report)
+            var backupsvrState: BackupsvrState?
+            try await exchange(
+                root: root, peer: peer, owner: owner, filesystem: filesystem, backupsvrState: &backupsvrState, report: &report)
             let space = try root.space()
             (report.stickFree, report.stickTotal) = (space.free, space.total)
             if config.role == .backupsvr {
-                let state = try await DriveDock(context: context).backupsvrState()
+                // Read once a visit: the laptops' state messages were made
+                // from it before tx, and tx changes nothing it holds.
+                let state: BackupsvrState
+                if let backupsvrState {
+                    state = backupsvrState
+                } else {
+                    state = try await DriveDock(context: context).backupsvrState()
+                }
                 report.drives = state.drives
                 report.warnings += state.warnings
                 report.receiveBacklog = Spool(path: nncp.spool).receiveBacklog()
@@ -120,7 +129,8 @@ public struct StickVisit: Sendable {
     }
 
     private func exchange(
-        root: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem, report: inout VisitReport
+        root: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem,
+        backupsvrState: inout BackupsvrState?, report: inout VisitReport
     ) async throws {
         let found: StickPackets
         let nncpDirectory: SafeDirectory
@@ -185,7 +195,9 @@ public struct StickVisit: Sendable {
             // A drive ejected or plugged in since the last toss changes what
             // the laptops should know: their state goes out on this stick.
             do {
-                try await LaptopStates(context: context, nncp: nncp).queueChanged()
+                let state = try await DriveDock(context: context).backupsvrState()
+                backupsvrState = state
+                try await LaptopStates(context: context, nncp: nncp).queueChanged(from: state)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {

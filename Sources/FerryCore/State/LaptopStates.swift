@@ -133,7 +133,13 @@ public struct LaptopStates: Sendable {
     @discardableResult
     public func queueChanged() async throws -> [String] {
         guard !laptops.isEmpty else { return [] }
-        let state = try await DriveDock(context: context).backupsvrState()
+        return try await queueChanged(from: try await DriveDock(context: context).backupsvrState())
+    }
+
+    /// The same, from a state the caller has read already.
+    @discardableResult
+    public func queueChanged(from state: BackupsvrState) async throws -> [String] {
+        guard !laptops.isEmpty else { return [] }
         let file = StateFile<[String: Sent]>(Self.sentFile, stateDir: context.config.stateDir)
         var sent = file.load { context.logger.warning("\($0)") } ?? [:]
         var queued: [String] = []
