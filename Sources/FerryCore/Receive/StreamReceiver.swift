@@ -250,6 +250,23 @@ public struct StreamReceiver: Sendable {
 }
 
 extension StreamReceiver {
+    /// Takes part `part` into the part store; a part the store refuses (a
+    /// forged last part, another sender or dataset, a part cut short) is
+    /// refused for good: logged, and its packet dropped.
+    static func accept(
+        part: Int, of stream: StreamID, into parts: PartStore, sender: String, senderID: String?, dataset: DatasetName,
+        input: FileDescriptor, context: FerryContext, metadata: Logger.Metadata
+    ) throws -> PartStore.Outcome {
+        do {
+            return try parts.accept(
+                part: part, of: stream, sender: sender, senderID: senderID ?? "", dataset: dataset, input: input, now: context.clock.now())
+        } catch let error as PartError {
+            let refusal = ReceiveRefusal(problem: "\(error)", keepQueued: false)
+            context.logger.error("\(refusal)", metadata: metadata)
+            throw refusal
+        }
+    }
+
     /// Receives part `part` of the split stream `stream` (`ferry receive
     /// HOST/DATASET --stream ID --part N`). The checks of a whole stream come
     /// first; the part then waits in the store's `parts/` until its stream is
@@ -275,15 +292,9 @@ extension StreamReceiver {
         let store = try StreamStore(stateDir: context.config.stateDir)
         store.removeLeftovers()
         let parts = try PartStore(store: store)
-        let outcome: PartStore.Outcome
-        do {
-            outcome = try parts.accept(
-                part: part, of: stream, sender: sender, senderID: senderID ?? "", dataset: dataset, input: input, now: context.clock.now())
-        } catch let error as PartError {
-            let refusal = ReceiveRefusal(problem: "\(error)", keepQueued: false)
-            logger.error("\(refusal)", metadata: meta)
-            throw refusal
-        }
+        let outcome = try StreamReceiver.accept(
+            part: part, of: stream, into: parts, sender: sender, senderID: senderID, dataset: dataset, input: input, context: context,
+            metadata: meta)
         switch outcome {
         case .abandoned(let incoming):
             logger.info(

@@ -101,15 +101,9 @@ public struct RestoreReceiver: Sendable {
         let lock = try await HostLock.acquire(.streams, stateDir: context.config.stateDir, logger: logger)
         defer { withExtendedLifetime(lock) {} }
         let parts = try PartStore(store: try StreamStore(stateDir: context.config.stateDir))
-        let outcome: PartStore.Outcome
-        do {
-            outcome = try parts.accept(
-                part: part, of: stream, sender: sender, senderID: senderID ?? "", dataset: dataset, input: input, now: context.clock.now())
-        } catch let error as PartError {
-            let refusal = ReceiveRefusal(problem: "\(error)", keepQueued: false)
-            logger.error("\(refusal)", metadata: meta)
-            throw refusal
-        }
+        let outcome = try StreamReceiver.accept(
+            part: part, of: stream, into: parts, sender: sender, senderID: senderID, dataset: dataset, input: input, context: context,
+            metadata: meta)
         let incoming: IncomingStream
         let key: String
         switch outcome {
