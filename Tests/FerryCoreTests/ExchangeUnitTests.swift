@@ -152,6 +152,20 @@ struct StickTreeTests {
         #expect(try Spool(path: scratch.path + "/spool").queued(for: "other") == [])
     }
 
+    @Test("a toss has work only where some node's rx/ holds a packet; a spool that cannot be listed is tossed")
+    func untossed() throws {
+        let spool = Spool(path: scratch.path + "/spool")
+        scratch.write("spool/\(peer)/tx/\(packet)", "queued for the peer: not a toss's")
+        scratch.write("spool/\(peer)/rx/seen/\(packet)", "")
+        scratch.write("spool/\(other)/rx/\(packet).part", "half received")
+        #expect(!spool.holdsUntossed())
+        scratch.write("spool/\(other)/rx/\(packet)", "received, not tossed")
+        #expect(spool.holdsUntossed())
+        var denied = Spool(path: scratch.path + "/empty")
+        denied.listDirectory = { _ throws(Errno) in throw .permissionDenied }
+        #expect(denied.holdsUntossed())
+    }
+
     @Test("a missing spool is made; an unknown nncp-user is named")
     func spool() throws {
         let spool = Spool(path: scratch.path + "/spool")

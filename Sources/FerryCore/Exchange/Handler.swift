@@ -74,7 +74,7 @@ public struct Handler: Sendable {
         // A remount would keep `noload` and write with no journal at all. The
         // replay can change what the look saw, so the identity is checked
         // again on what the exchange will use.
-        let report = try await withMountedMedium(device, readOnly: false, context: context) { root in
+        let outcome = try await withMountedMedium(device, readOnly: false, context: context) { root in
             let again = try recognizer.check(root: root, device: device, nncp: nncp)
             guard again.verdict == .stick, let current = again.identity, current == identity else {
                 throw NotOursError(recognition: again)
@@ -85,7 +85,9 @@ public struct Handler: Sendable {
         // A SIGTERM that came during the last steps (sync, unmount) means
         // the stick was pulled, or ferry stopped, before it was done.
         guard !Task.isCancelled else { throw ExchangeError.interrupted }
-        await visit.released(device: device, report: report)
+        await visit.released(device: device, report: outcome.report)
+        // Not cancelled by the SIGTERM that pulling the stick now brings.
+        await Task { await visit.dropCopies(outcome) }.value
         lock = nil
         if context.config.role == .backupsvr {
             await TossRun(context: context, nncp: nncp).launchAfterVisit()

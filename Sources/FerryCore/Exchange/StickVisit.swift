@@ -21,11 +21,19 @@ public struct StickVisit: Sendable {
     private var config: FerryConfig { context.config }
     private var progress: VisitProgress { VisitProgress(logger: context.logger) }
 
+    /// What a visit did, and what it leaves for after "safe to remove".
+    public struct Outcome: Sendable {
+        public var report: VisitReport
+        /// backupsvr's spool copies of the packets now on the stick, which
+        /// `dropCopies` removes once the stick is out.
+        public var copiesOnStick: [QueuedPacket] = []
+    }
+
     /// Runs the exchange on the stick mounted read-write at `root`, whose
     /// identity was verified on this same mount. The caller holds the spool
     /// lock, and unmounts afterwards. `filesystem` is the stick's, as blkid
     /// reports it: it says whether files need chown and how large one may be.
-    public func exchange(root: SafeDirectory, identity: StickIdentity, filesystem: StickFilesystem) async throws -> VisitReport {
+    public func exchange(root: SafeDirectory, identity: StickIdentity, filesystem: StickFilesystem) async throws -> Outcome {
         let peerName = try config.requirePeer()
         guard let peer = nncp.node(named: peerName), peer.id != nncp.selfID else {
             throw ExchangeError(
@@ -35,6 +43,7 @@ public struct StickVisit: Sendable {
             role: config.role.rawValue, node: nncp.selfName, peer: peer.name,
             stick: "\(identity.label) \(identity.uuid)", started: context.clock.now().rfc3339)
         var damaged: String?
+        var copiesOnStick: [QueuedPacket] = []
         report.lastToss = StateFile<TossReport>(TossRun.reportFile, stateDir: config.stateDir).load { damaged = $0 }
         if let damaged { warn(damaged, &report) }
         do {
@@ -42,7 +51,7 @@ public struct StickVisit: Sendable {
             // On vfat and exfat the mount already makes nncp-user the owner.
             let owner = config.nncpUser.isEmpty || !filesystem.keepsOwners ? nil : Account(name: config.nncpUser)
             var backupsvrState: BackupsvrState?
-            try await exchange(
+            copiesOnStick = try await exchange(
                 root: root, peer: peer, owner: owner, filesystem: filesystem, backupsvrState: &backupsvrState, report: &report)
             let space = try root.space()
             (report.stickFree, report.stickTotal) = (space.free, space.total)
@@ -84,7 +93,37 @@ public struct StickVisit: Sendable {
             throw error
         }
         try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
-        return report
+        return Outcome(report: report, copiesOnStick: copiesOnStick)
+    }
+
+    /// backupsvr keeps nothing it has put on the stick: nothing acknowledges
+    /// an ACK, and that is what it mostly sends. The copies go once the
+    /// stick, synced and unmounted, is out of the user's hands, so that
+    /// nncp-rm is not part of the wait. The journal on the stick counted
+    /// them as gone already; where nncp-rm fails they are sent again on the
+    /// next trip (the peer drops what it has seen), and the last visit here
+    /// says so.
+    public func dropCopies(_ outcome: Outcome) async {
+        guard !outcome.copiesOnStick.isEmpty, let peer = nncp.node(named: outcome.report.peer) else { return }
+        let list = outcome.copiesOnStick.map(\.name).sorted().map { "\(peer.id)/\($0)\n" }.joined()
+        var report = outcome.report
+        do {
+            let result = try await nncpCommand(
+                "nncp-rm", NNCP.removePackets(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout),
+                input: Array(list.utf8))
+            guard !result.status.succeeded else { return }
+            warn("nncp-rm failed (\(result.status)): \(result.errorTail()); what went onto the stick is sent again next trip", &report)
+        } catch {
+            warn("nncp-rm could not run (\(error)); what went onto the stick is sent again next trip", &report)
+        }
+        let kept = PacketCount(outcome.copiesOnStick)
+        report.pendingForPeer = PacketCount(
+            packets: report.pendingForPeer.packets + kept.packets, bytes: report.pendingForPeer.bytes + kept.bytes)
+        do {
+            try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
+        } catch {
+            context.logger.warning("\(error)")
+        }
     }
 
     /// A stick that is ours but cannot be used: what the peer last wrote is
@@ -128,10 +167,11 @@ public struct StickVisit: Sendable {
         await notifySafeToRemove(device: device)
     }
 
+    /// Returns backupsvr's spool copies of what is now on the stick.
     private func exchange(
         root: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem,
         backupsvrState: inout BackupsvrState?, report: inout VisitReport
-    ) async throws {
+    ) async throws -> [QueuedPacket] {
         let found: StickPackets
         let nncpDirectory: SafeDirectory
         do {
@@ -176,9 +216,15 @@ public struct StickVisit: Sendable {
         var acks: [String] = []
         switch config.role {
         case .spooler:
-            progress.step("tossing: ACKs release the packets they confirm")
-            let toss = try await nncpCommand("nncp-toss", NNCP.toss(config: nncp.path, timeout: config.exchange.commandTimeout))
-            if !toss.status.succeeded { warn("nncp-toss failed (\(toss.status)): \(toss.errorTail())", &report) }
+            // With no packet in any node's rx/ (none from the stick, none
+            // from a laptop waiting) a toss has nothing to do.
+            if spool.holdsUntossed() {
+                progress.step("tossing: ACKs release the packets they confirm")
+                let toss = try await nncpCommand("nncp-toss", NNCP.toss(config: nncp.path, timeout: config.exchange.commandTimeout))
+                if !toss.status.succeeded { warn("nncp-toss failed (\(toss.status)): \(toss.errorTail())", &report) }
+            } else {
+                progress.step("nothing to toss")
+            }
         case .backupsvr:
             progress.step("acknowledging what arrived")
             let ack = try await nncpCommand(
@@ -207,8 +253,10 @@ public struct StickVisit: Sendable {
             throw ExchangeError(step: "setup", problem: "a laptop does not exchange sticks")
         }
 
-        report.pendingForPeer = try await send(
+        let sent = try await send(
             root: root, nncpDirectory: nncpDirectory, peer: peer, owner: owner, filesystem: filesystem, found: found, report: &report)
+        report.pendingForPeer = sent.pending
+        return sent.copiesOnStick
     }
 
     /// Confirms again the packets the peer sent again because their ACK was
@@ -287,11 +335,12 @@ public struct StickVisit: Sendable {
     }
 
     /// Puts on the stick what the plan sends, and returns what stays
-    /// queued for the peer afterwards.
+    /// queued for the peer afterwards, and at backupsvr the spool copies of
+    /// what is on the stick, which go once it is out.
     private func send(
         root: SafeDirectory, nncpDirectory: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem,
         found: StickPackets, report: inout VisitReport
-    ) async throws -> PacketCount {
+    ) async throws -> (pending: PacketCount, copiesOnStick: [QueuedPacket]) {
         let spool = Spool(path: nncp.spool)
         let space = try root.space()
         let queue = try spool.queued(for: peer.id, readingNiceness: false)
@@ -328,26 +377,11 @@ public struct StickVisit: Sendable {
         }
         report.sent = PacketCount(copied)
 
-        var removed: Set<String> = []
-        if config.role != .spooler {
-            // backupsvr keeps nothing it has put on the stick: nothing
-            // acknowledges an ACK, and that is what it mostly sends. The
-            // copies reach the stick itself first.
-            let onStick = copied.map(\.name) + plan.alreadyOnStick.map(\.name)
-            if !onStick.isEmpty {
-                try await syncStick(root)
-                let list = onStick.sorted().map { "\(peer.id)/\($0)\n" }.joined()
-                let result = try await nncpCommand(
-                    "nncp-rm", NNCP.removePackets(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout),
-                    input: Array(list.utf8))
-                if result.status.succeeded {
-                    removed = Set(onStick)
-                } else {
-                    warn("nncp-rm failed (\(result.status)): \(result.errorTail())", &report)
-                }
-            }
-        }
-        return PacketCount(queue.filter { !removed.contains($0.name) })
+        // The spooler keeps its copies until the ACKs come back.
+        guard config.role != .spooler else { return (PacketCount(queue), []) }
+        let onStick = copied + plan.alreadyOnStick
+        let leaving = Set(onStick.map(\.name))
+        return (PacketCount(queue.filter { !leaving.contains($0.name) }), onStick)
     }
 
     /// Copies the planned packets one by one, in plan order, until the stick

@@ -155,6 +155,28 @@ public struct Spool: Sendable {
         return backlog
     }
 
+    /// Whether any node's `rx/` holds a packet not yet tossed: what a toss
+    /// would work on. A directory that cannot be listed counts as holding
+    /// one, so that the toss runs and NNCP says what is wrong.
+    public func holdsUntossed() -> Bool {
+        let nodes: [String]
+        do {
+            nodes = try listDirectory(path)
+        } catch {
+            return true
+        }
+        for node in nodes where Self.isPacketName(node) {
+            do {
+                if try listDirectory("\(path)/\(node)/rx").contains(where: Self.isPacketName) { return true }
+            } catch .noSuchFileOrDirectory {
+                continue
+            } catch {
+                return true
+            }
+        }
+        return false
+    }
+
     /// The niceness from the header of the encrypted packet open at `fd`: 8 bytes of magic, then
     /// the niceness as an XDR uint8 (4 bytes, big-endian). Unreadable: last.
     static func niceness(_ fd: Int32) -> UInt8 {
