@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -21,4 +22,8 @@ int ferry_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size)
 int ferry_set_block_readonly(int fd, int readOnly) {
     int value = readOnly ? 1 : 0;
     return ioctl(fd, BLKROSET, &value);
+}
+
+int ferry_tune_malloc(int threshold, int arenas) {
+    return mallopt(M_MMAP_THRESHOLD, threshold) && mallopt(M_TRIM_THRESHOLD, threshold) && mallopt(M_ARENA_MAX, arenas);
 }

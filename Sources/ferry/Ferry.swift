@@ -27,6 +27,7 @@ struct GlobalOptions: ParsableArguments {
     /// Sets up logging (to syslog too with `syslog`), reads the config and
     /// builds the context.
     func context(syslog: Bool = false, absolutePath: Bool = false) throws -> FerryContext {
+        tuneMemoryAllocator()
         bootstrapLogging(syslog: syslog)
         let config = try FerryConfig.load(path: absolutePath ? absoluteConfigPath(config) : FerryConfig.resolvePath(option: config))
         try config.checkNNCPConfigExists()

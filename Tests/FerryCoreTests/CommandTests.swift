@@ -45,7 +45,7 @@ struct CommandTests {
             2026-12-01T08:00:00Z ACKing spooler/\(String(repeating: "B", count: 52)): it is ACK, skipping
             2026-12-01T08:00:00Z ACK to spooler of not-a-hash is sent
             """
-        #expect(AcknowledgedPackets.confirmed(inLog: log) == [hash])
+        #expect(AcknowledgedPackets.confirmed(inLog: Array(log.utf8)) == [hash])
     }
 
     @Test("a command for the NNCP user goes through runuser; an empty user means ferry's own")
@@ -124,6 +124,40 @@ struct CommandTests {
         } throws: { error in
             (error as? CommandError)?.code == .outputLimitExceeded(limit: 1000)
         }
+    }
+
+    @Test("a log of a line a packet is read as it comes: the matching lines and the last few are kept, in order, past any output limit")
+    func keptLines() async throws {
+        // 40,000 lines of 200 bytes: 8 MB, past the 1 MB bound of this runner.
+        let script = """
+            i=0; pad=$(head -c 180 /dev/zero | tr '\\0' x)
+            while [ $i -lt 40000 ]; do
+              i=$((i+1))
+              if [ $i = 7 ] || [ $i = 39999 ]; then echo "ERROR packet $i: hash mismatch"; else echo "packet $i $pad"; fi
+            done >&2
+            printf 'the last words' >&2; echo out; exit 5
+            """
+        let command = Command("/bin/sh", ["-c", script]).keeping(.matching(["ERROR"], tail: 3))
+        let result = try await SubprocessRunner(outputLimit: 1 << 20).run(command, input: nil)
+        #expect(result.status == .exited(5))
+        #expect(result.output == "out\n")
+        let lines = String(decoding: result.standardError, as: UTF8.self).split(separator: "\n").map { $0.prefix(16) }
+        #expect(lines == ["ERROR packet 7: ", "ERROR packet 399", "packet 40000 xxx", "the last words"])
+        #expect(result.errorTail(lines: 1) == "the last words")
+        // The runner for the NNCP user keeps the choice.
+        #expect(command.asUser("nncp").errorLines == .matching(["ERROR"], tail: 3))
+    }
+
+    @Test("matching lines past the bound are counted in a first line, and a line is cut at 4 KiB")
+    func keptLinesBound() {
+        var kept = KeptLines(words: ["is sent"], tail: 1, limit: 30)
+        let log = "ACK of A is sent\nACK of B is sent\nACK of C is sent\n" + String(repeating: "y", count: 5000) + "\nend"
+        Array(log.utf8).withUnsafeBytes { kept.take($0) }
+        let lines = String(decoding: kept.finish(), as: UTF8.self).split(separator: "\n")
+        #expect(lines == ["ferry: 2 more line(s) like these not kept", "ACK of A is sent", "end"])
+        var long = KeptLines(words: ["y"], tail: 0, limit: 1 << 20)
+        Array(log.utf8).withUnsafeBytes { long.take($0) }
+        #expect(String(decoding: long.finish(), as: UTF8.self).split(separator: "\n").map(\.count) == [4096])
     }
 
     @Test("a program that does not exist is a launch failure that names it")

@@ -16,8 +16,8 @@ struct VisitOrderTests {
 
     /// A stick at /dev/sdz1 enrolled by the spooler, carrying one packet for
     /// `node` from `peer`; `node`'s spool holds one packet for `peer`. The
-    /// fake nncp-xfer takes the incoming packet off the stick on -rx; ferry
-    /// copies the outgoing one itself.
+    /// fake nncp-xfer moves the incoming packet from the stick into the
+    /// spool's rx/ on -rx; ferry copies the outgoing one itself.
     func world(_ role: Role, node: String, peer: String) throws -> (world: FakeWorld, context: FerryContext, nncp: NNCPConfig) {
         var world = FakeWorld()
         world.devices["/dev/sdz1"] = .stick()
@@ -39,8 +39,11 @@ struct VisitOrderTests {
         let stick = context.config.mountRoot + "/sdz1/nncp"
         let timeout = context.config.exchange.commandTimeout
         let incoming = incoming
+        let received = "\(nncp.spool)/\(them)/rx"
         world.runner.onRun(NNCP.xferReceive(config: nncp.path, directory: stick, timeout: timeout)) {
             try? FileManager.default.removeItem(atPath: "\(stick)/\(me)/\(them)/\(incoming)")
+            try? FileManager.default.createDirectory(atPath: received, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: "\(received)/\(incoming)", contents: Data("incoming".utf8))
         }
         return (world, context, nncp)
     }
@@ -73,7 +76,7 @@ struct VisitOrderTests {
     }
 
     @Test(
-        "at backupsvr: rx, ack, ferry's own tx copy, rm of what went onto the stick; no zpool with no drive enrolled; the toss only once the stick is unmounted"
+        "at backupsvr: rx, ack, ferry's own tx copy, then with the stick unmounted rm of what went onto it and the toss; no zpool with no drive enrolled"
     )
     func backupsvr() async throws {
         let (world, context, nncp) = try world(.backupsvr, node: "backupsvr", peer: "spooler")
@@ -88,14 +91,20 @@ struct VisitOrderTests {
         ]
         for command in expected { world.runner.answer(command, with: .output("")) }
         let unmountedBeforeToss = Mutex<Bool?>(nil)
+        let unmountedBeforeRemoval = Mutex<Bool?>(nil)
         let mounter = world.mounter
         world.runner.onRun(toss) { unmountedBeforeToss.withLock { $0 = !mounter.unmounts.isEmpty } }
+        world.runner.onRun(NNCP.removePackets(config: nncp.path, node: "spooler", timeout: timeout)) {
+            // Both mounts, the look and the exchange, are undone by then.
+            unmountedBeforeRemoval.withLock { $0 = mounter.unmounts.count == 2 }
+        }
 
         let recognition = try await Handler(context: context).handle(devnode: "/dev/sdz1")
 
         #expect(recognition.verdict == .stick)
         #expect(world.runner.calls == expected)
         #expect(unmountedBeforeToss.withLock { $0 } == true)
+        #expect(unmountedBeforeRemoval.withLock { $0 } == true, "nncp-rm is not part of the user's wait")
         let report = try #require(try VisitReport.last(stateDir: context.config.stateDir))
         #expect(report.received.packets == 1)
         #expect(report.sent.packets == 1)

@@ -26,4 +26,9 @@ int ferry_set_pipe_size(int fd, int size);
 /// gets past. Swift cannot import the BLKROSET macro itself.
 int ferry_set_block_readonly(int fd, int readOnly);
 
+/// mallopt(3): glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD set to
+/// `threshold` bytes, and M_ARENA_MAX to `arenas`. malloc.h is not in
+/// Swift's Glibc module. Returns 1 when all three were taken.
+int ferry_tune_malloc(int threshold, int arenas);
+
 #endif

@@ -14,12 +14,21 @@ public struct Command: Sendable, Equatable, CustomStringConvertible {
     public var environment: [String: String]
     /// How long the command may run before it is stopped.
     public var timeout: Duration?
+    /// What of standard error the runner keeps.
+    public var errorLines: ErrorLines = .all
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Duration? = nil) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
         self.timeout = timeout
+    }
+
+    /// The command keeping only these lines of its standard error.
+    public func keeping(_ lines: ErrorLines) -> Command {
+        var command = self
+        command.errorLines = lines
+        return command
     }
 
     /// The argv as one would type it in a shell.
@@ -30,6 +39,87 @@ public struct Command: Sendable, Equatable, CustomStringConvertible {
     private static func shellQuoted(_ word: String) -> String {
         let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@%+,".contains($0) }
         return plain && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// What a runner keeps of a command's standard error. NNCP logs a line for
+/// each packet, some 250 bytes: at 10,000 packets that is megabytes ferry
+/// would hold only to read a few lines of, and at 40,000 more than any
+/// bound on output. A command with `.matching` is read line by line as it
+/// runs.
+public enum ErrorLines: Sendable, Equatable {
+    case all
+    /// The lines that contain one of `words`, and the last `tail` lines.
+    case matching([String], tail: Int = 10)
+}
+
+/// Keeps, of a stream of bytes read in chunks, the lines that contain one
+/// of some words and the last few lines, in their order; a line is cut at
+/// 4 KiB. The matching lines go into one buffer: at 10,000 of them an
+/// array each would be a third more.
+struct KeptLines {
+    var words: [[UInt8]]
+    var tail: Int
+    /// What matching lines are kept at most; those past it are counted.
+    var limit: Int
+    private var matched: [UInt8] = []
+    /// Each matching line's number and where it starts in `matched`.
+    private var starts: [(number: Int, offset: Int)] = []
+    private var last: [(number: Int, line: [UInt8])] = []
+    private var partial: [UInt8] = []
+    private var lines = 0
+    private(set) var droppedLines = 0
+    static let longestLine = 4096
+
+    init(words: [String], tail: Int, limit: Int) {
+        self.words = words.map { Array($0.utf8) }
+        self.tail = tail
+        self.limit = limit
+    }
+
+    mutating func take(_ bytes: UnsafeRawBufferPointer) {
+        var start = bytes.startIndex
+        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            append(bytes[start..<newline])
+            endLine()
+            start = newline + 1
+        }
+        append(bytes[start...])
+    }
+
+    private mutating func append(_ piece: Slice<UnsafeRawBufferPointer>) {
+        let room = Self.longestLine - partial.count
+        if room > 0 { partial.append(contentsOf: piece.prefix(room)) }
+    }
+
+    private mutating func endLine() {
+        lines += 1
+        if words.contains(where: { partial.contains($0) }) {
+            if matched.count + partial.count < limit {
+                starts.append((lines, matched.count))
+                matched += partial
+                matched.append(UInt8(ascii: "\n"))
+            } else {
+                droppedLines += 1
+            }
+        }
+        last.append((lines, partial))
+        if last.count > tail { last.removeFirst() }
+        partial.removeAll(keepingCapacity: true)
+    }
+
+    /// The kept lines, each once, in the order they came.
+    mutating func finish() -> [UInt8] {
+        if !partial.isEmpty { endLine() }
+        let firstOfLast = last.first?.number ?? Int.max
+        let cut = starts.first { $0.number >= firstOfLast }?.offset ?? matched.count
+        // Taken out, not copied: the buffer can be megabytes.
+        var kept: [UInt8] = []
+        swap(&kept, &matched)
+        kept.removeSubrange(cut...)
+        for (_, line) in last { kept += line + [UInt8(ascii: "\n")] }
+        if droppedLines > 0 { kept.insert(contentsOf: Array("ferry: \(droppedLines) more line(s) like these not kept\n".utf8), at: 0) }
+        return kept
     }
 }
 

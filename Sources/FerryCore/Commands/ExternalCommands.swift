@@ -38,12 +38,16 @@ public enum NNCP {
     }
 
     // No -quiet: with it nncp-xfer prints not even its errors, which ferry
-    // reads to tell a damaged packet from a failed run.
+    // reads to tell a damaged packet from a failed run. Of the NNCP log, a
+    // line a packet, ferry keeps the lines it reads and the last few.
+    static let errorLines = ErrorLines.matching(["ERROR"])
+    /// nncp-ack's log says, for each packet, "ACK to NODE of HASH is sent".
+    static let ackLines = ErrorLines.matching(["ERROR", " is sent"])
 
     /// Moves the packets for this node from the stick into the spool, checking
     /// each one's hash; what is taken is removed from the stick.
     public static func xferReceive(config: String, directory: String, timeout: Duration) -> Command {
-        Command(Tool.nncpXfer, ["-cfg", config, "-noprogress", "-rx", "-mkdir", directory], timeout: timeout)
+        Command(Tool.nncpXfer, ["-cfg", config, "-noprogress", "-rx", "-mkdir", directory], timeout: timeout).keeping(errorLines)
     }
 
     /// Copies the packets queued for `node` onto the stick. With `keep` the
@@ -57,7 +61,7 @@ public enum NNCP {
     /// Processes the received packets, remembering them so that none is
     /// processed twice.
     public static func toss(config: String, timeout: Duration?) -> Command {
-        Command(Tool.nncpToss, ["-cfg", config, "-noprogress", "-seen"], timeout: timeout)
+        Command(Tool.nncpToss, ["-cfg", config, "-noprogress", "-seen"], timeout: timeout).keeping(errorLines)
     }
 
     /// Queues ACKs for the packets received from `node`. nncp-ack writes the
@@ -66,7 +70,8 @@ public enum NNCP {
     public static func ack(config: String, node: String, timeout: Duration) -> Command {
         Command(
             Tool.shell, ["-c", "exec \"$@\" 4>&1 1>&2", "nncp-ack", Tool.nncpAck, "-cfg", config, "-noprogress", "-node", node],
-            timeout: timeout)
+            timeout: timeout
+        ).keeping(ackLines)
     }
 
     /// Queues an ACK for the one packet `packet` from `node`, without looking
@@ -78,13 +83,14 @@ public enum NNCP {
         Command(
             Tool.shell,
             ["-c", "exec \"$@\" 4>&1 1>&2", "nncp-ack", Tool.nncpAck, "-cfg", config, "-noprogress", "-node", node, "-pkt", packet],
-            timeout: timeout)
+            timeout: timeout
+        ).keeping(ackLines)
     }
 
     /// Removes the packets listed on standard input (`NODEID/PACKET` lines)
     /// from the spool.
     public static func removePackets(config: String, node: String, timeout: Duration) -> Command {
-        Command(Tool.nncpRm, ["-cfg", config, "-node", node, "-pkt"], timeout: timeout)
+        Command(Tool.nncpRm, ["-cfg", config, "-node", node, "-pkt"], timeout: timeout).keeping(errorLines)
     }
 
     /// Queues standard input for `handle` on `node` (the laptop side).
@@ -304,5 +310,6 @@ extension Command {
     public func asUser(_ user: String) -> Command {
         guard !user.isEmpty else { return self }
         return Command(Tool.runuser, ["-u", user, "--", executable] + arguments, environment: environment, timeout: timeout)
+            .keeping(errorLines)
     }
 }

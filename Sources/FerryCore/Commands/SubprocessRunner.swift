@@ -20,7 +20,23 @@ public struct SubprocessRunner: CommandRunner {
     }
 
     public func run(_ command: Command, input: [UInt8]?) async throws(CommandError) -> CommandResult {
-        try await bounded(command) {
+        if case .matching(let words, let tail) = command.errorLines {
+            return try await bounded(command) { [outputLimit] in
+                let outcome = try await Subprocess.run(
+                    Self.configuration(command), input: .array(input ?? []), output: .bytes(limit: outputLimit), error: .sequence
+                ) { execution in
+                    var kept = KeptLines(words: words, tail: tail, limit: outputLimit)
+                    for try await chunk in execution.standardError {
+                        chunk.withUnsafeBytes { kept.take($0) }
+                    }
+                    return kept.finish()
+                }
+                return CommandResult(
+                    status: Self.status(outcome.terminationStatus), standardOutput: outcome.standardOutput,
+                    standardError: outcome.closureResult)
+            }
+        }
+        return try await bounded(command) {
             let outcome = try await Subprocess.run(
                 Self.configuration(command), input: .array(input ?? []),
                 output: .bytes(limit: outputLimit), error: .bytes(limit: outputLimit))

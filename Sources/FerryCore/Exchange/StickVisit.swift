@@ -162,8 +162,7 @@ public struct StickVisit: Sendable {
     public func released(device: BlockDevice, report: VisitReport) async {
         progress.step(
             "safe to remove",
-            ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"]
-                .merging(context.logger.logLevel <= .debug ? ["peak-rss-kib": "\(peakResidentKiB())"] : [:]) { $1 })
+            ["device": "\(device.devnode)", "received": "\(report.received.packets)", "sent": "\(report.sent.packets)"])
         await notifySafeToRemove(device: device)
     }
 
@@ -213,7 +212,6 @@ public struct StickVisit: Sendable {
             progress.step("nothing on the stick for this node")
         }
 
-        var acks: [String] = []
         switch config.role {
         case .spooler:
             // With no packet in any node's rx/ (none from the stick, none
@@ -232,12 +230,13 @@ public struct StickVisit: Sendable {
             guard ack.status.succeeded else {
                 throw ExchangeError(step: "nncp-ack", problem: "\(ack.status): \(ack.errorTail())")
             }
-            acks = ack.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            // nncp-ack lists the ACK packets it made, one a line.
+            let made = Self.lineCount(ack.standardOutput)
             let acknowledged = AcknowledgedPackets(stateDir: config.stateDir)
-            try acknowledged.record(
-                AcknowledgedPackets.confirmed(inLog: String(decoding: ack.standardError, as: UTF8.self)), from: peer.id, spool: spool)
-            acks += try await acknowledgeAgain(seenBefore, from: peer, known: try acknowledged.load()[peer.id] ?? [], report: &report)
-            report.acks = acks.count
+            try acknowledged.record(AcknowledgedPackets.confirmed(inLog: ack.standardError), from: peer.id, spool: spool)
+            let madeAgain = try await acknowledgeAgain(
+                seenBefore, from: peer, known: try acknowledged.load()[peer.id] ?? [], report: &report)
+            report.acks = made + madeAgain
             // A drive ejected or plugged in since the last toss changes what
             // the laptops should know: their state goes out on this stick.
             do {
@@ -261,20 +260,20 @@ public struct StickVisit: Sendable {
 
     /// Confirms again the packets the peer sent again because their ACK was
     /// lost: those this node acknowledged once (so they were not ACKs
-    /// themselves) and has tossed since. Returns the new ACK packets.
+    /// themselves) and has tossed since. Returns how many ACK packets it made.
     private func acknowledgeAgain(_ seen: [String], from peer: NNCPNode, known: Set<String>, report: inout VisitReport) async throws
-        -> [String]
+        -> Int
     {
-        guard !seen.isEmpty else { return [] }
+        guard !seen.isEmpty else { return 0 }
         let again = seen.filter(known.contains)
         if again.count < seen.count {
             context.logger.info(
                 "\(seen.count - again.count) packet(s) on the stick were seen before, but ferry never acknowledged them (ACKs, or older than its record); not acknowledged"
             )
         }
-        guard !again.isEmpty else { return [] }
+        guard !again.isEmpty else { return 0 }
         progress.step("acknowledging again what arrived before: its ACK was lost", ["packets": "\(again.count)"])
-        var made: [String] = []
+        var made = 0
         for packet in again {
             let ack = try await nncpCommand(
                 "nncp-ack -pkt",
@@ -282,7 +281,7 @@ public struct StickVisit: Sendable {
             guard ack.status.succeeded else {
                 throw ExchangeError(step: "nncp-ack -pkt \(packet)", problem: "\(ack.status): \(ack.errorTail())")
             }
-            made += ack.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            made += Self.lineCount(ack.standardOutput)
         }
         report.acknowledgedAgain = again
         return made
@@ -419,6 +418,21 @@ public struct StickVisit: Sendable {
             }
         }
         return copied
+    }
+
+    /// The lines in `bytes` that are not empty.
+    static func lineCount(_ bytes: [UInt8]) -> Int {
+        var count = 0
+        var inLine = false
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                if inLine { count += 1 }
+                inLine = false
+            } else {
+                inLine = true
+            }
+        }
+        return inLine ? count + 1 : count
     }
 
     /// What an NNCP 8 encrypted packet starts with (NNCPEv6): nncp-xfer -tx

@@ -14,8 +14,11 @@ public struct VisitProgress: Sendable {
         self.logger = logger
     }
 
+    /// With -v each line also carries the peak resident size so far, which
+    /// shows the step that grew it.
     public func step(_ message: String, _ metadata: Logger.Metadata = [:]) {
-        logger.info("\(message)", metadata: metadata)
+        let memory: Logger.Metadata = logger.logLevel <= .debug ? ["peak-rss-kib": "\(peakResidentKiB())"] : [:]
+        logger.info("\(message)", metadata: metadata.merging(memory) { $1 })
         Self.notifySystemd("STATUS=\(message)")
     }
 

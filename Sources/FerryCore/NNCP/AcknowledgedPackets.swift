@@ -35,14 +35,18 @@ struct AcknowledgedPackets {
     }
 
     /// The hashes an nncp-ack run says it made an ACK for: its log line for
-    /// each reads "ACK to NODE of HASH is sent" (NNCP 8.8.2, `TxACK`).
-    static func confirmed(inLog log: String) -> [String] {
-        log.split(separator: "\n").compactMap { line in
-            guard let of = line.range(of: " of ", options: .backwards), line.hasSuffix(" is sent"),
-                line.range(of: "ACK to ") != nil
-            else { return nil }
-            let hash = String(line[of.upperBound...].dropLast(" is sent".count))
-            return Spool.isPacketName(hash) ? hash : nil
+    /// each reads "ACK to NODE of HASH is sent" (NNCP 8.8.2, `TxACK`). Read
+    /// from the bytes: at 10,000 packets the log is a megabyte.
+    static func confirmed(inLog log: [UInt8]) -> [String] {
+        let sent = Array(" is sent".utf8)
+        let of = Array(" of ".utf8)
+        let ackTo = Array("ACK to ".utf8)
+        return log.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            guard line.count > sent.count + 52, line.suffix(sent.count).elementsEqual(sent), line.contains(ackTo) else { return nil }
+            let hash = line.dropLast(sent.count).suffix(52)
+            guard line.dropLast(sent.count + 52).suffix(of.count).elementsEqual(of) else { return nil }
+            let name = String(decoding: hash, as: UTF8.self)
+            return Spool.isPacketName(name) ? name : nil
         }
     }
 }
