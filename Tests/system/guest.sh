@@ -222,4 +222,8 @@ step_ferry_mounts() {
 
 step_now() { date +%s.%N; }
 
-"step_$1" "${@:2}"
+# Sourced (bench/usb-stick-guest.sh adds its own steps to these), it only
+# defines; run, it runs the step it is given.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    "step_$1" "${@:2}"
+fi
