@@ -135,9 +135,11 @@ class Bench:
         self.guest.step("wait_unit", unit, since)
         entries = self.guest.journal(since, unit)
         self.step("bench_rule", "off")
-        safe = [int(e["_SOURCE_REALTIME_TIMESTAMP"] if "_SOURCE_REALTIME_TIMESTAMP" in e else e["__REALTIME_TIMESTAMP"])
-                for e in entries if e.get("_SYSTEMD_UNIT") == unit and "safe to remove" in e["MESSAGE"]]
-        started = [int(e["__REALTIME_TIMESTAMP"]) for e in entries
+        def stamp(entry):  # when it was logged, not when journald got it, where the journal knows
+            return int(entry.get("_SOURCE_REALTIME_TIMESTAMP", entry["__REALTIME_TIMESTAMP"])) / 1e6
+
+        safe = [stamp(e) for e in entries if e.get("_SYSTEMD_UNIT") == unit and "safe to remove" in e["MESSAGE"]]
+        started = [stamp(e) for e in entries
                    if e.get("UNIT") == unit and e.get("_PID") == "1" and e["MESSAGE"].startswith("Starting ")]
         done = [e for e in entries if e.get("UNIT") == unit and e.get("JOB_TYPE") == "start"
                 and e.get("JOB_RESULT") == "done"]
@@ -145,9 +147,18 @@ class Bench:
             lines = [e["MESSAGE"] for e in entries if e.get("_SYSTEMD_UNIT") == unit][-5:]
             raise harness.GuestError(f"{unit} did not finish with \"safe to remove\": {'; '.join(lines)}")
         plugged = plugged_at + offset
-        self.udev_start = started[0] / 1e6 - plugged if started else None
+        self.udev_start = started[0] - plugged if started else None
+
+        # Where the visit's time went, from ferry's own lines: its steps up
+        # to the copy, the copy, the journal, the sync.
+        def first(text):
+            return min((stamp(e) - plugged for e in entries
+                        if e.get("_SYSTEMD_UNIT") == unit and e["MESSAGE"].startswith(text)), default=None)
+        self.phases = {"unit started": self.udev_start, "sending": first("sending to "),
+                       "journal": first("reading the journal"), "syncing": first("syncing the stick"),
+                       "safe": safe[0] - plugged}
         self.clock_error = error
-        return safe[0] / 1e6 - plugged
+        return safe[0] - plugged
 
     def measure(self, side):
         self.prepare(side)
@@ -218,8 +229,8 @@ def main():
                 extra = ""
                 if side == "udev":
                     splits.append(bench.udev_start)
-                    extra = (f" (unit started {bench.udev_start:.2f} s after device_add; "
-                             f"clock offset known to {bench.clock_error * 1000:.0f} ms)")
+                    marks = ", ".join(f"{name} {at:.2f}" for name, at in bench.phases.items() if at is not None)
+                    extra = f" (s after device_add: {marks}; clock offset known to {bench.clock_error * 1000:.1f} ms)"
                 log(f"round {round + 1}: {side} {seconds:.3f} s, {carried} packets on the stick{extra}")
                 if carried != options.packets:
                     raise harness.GuestError(f"{side} left {carried} packets on the stick, not {options.packets}")
