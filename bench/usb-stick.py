@@ -238,6 +238,10 @@ def main():
         log(f"stopped: {error}")
         results = None
     finally:
+        # The cleanup is bounded (power_off kills qemu after 90 s): a second
+        # signal must not cut it short and leave the guest behind.
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         if guest:
             guest.power_off()
             log(f"qemu (pid {guest.qemu.pid}) ended")
