@@ -68,6 +68,10 @@ class Interrupted(Exception):
 
 
 def interrupted(signum, frame):
+    # One signal is enough: a second (bench/usb-stick.sh passes on what it
+    # gets) must not break into the cleanup that this one starts.
+    for other in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(other, signal.SIG_IGN)
     raise Interrupted(f"signal {signum}")
 
 
@@ -179,6 +183,7 @@ def main():
     parser.add_argument("--write-mbs", type=float, default=10, help="the stick's bps-write, MB/s")
     parser.add_argument("--read-mbs", type=float, default=30, help="the stick's bps-read, MB/s")
     parser.add_argument("--iops", type=int, default=300, help="the stick's iops-total")
+    parser.add_argument("--work", help="an empty scratch directory to use (and remove); a new one by default")
     parser.add_argument("--logs", default="/var/tmp/ferry-usb-stick-logs",
                         help="where the guest's journal and console stay afterwards")
     options = parser.parse_args()
@@ -193,7 +198,7 @@ def main():
     log(f"image {image}" + (f", built in {built:.0f} s" if built else ", cached"))
     shutil.rmtree(options.logs, ignore_errors=True)
     os.makedirs(options.logs)
-    work = tempfile.mkdtemp(prefix="ferry-usb-stick.", dir="/var/tmp")
+    work = options.work or tempfile.mkdtemp(prefix="ferry-usb-stick.", dir="/var/tmp")
     guest = None
     results = {side: [] for side in Bench.sides}
     splits = []

@@ -19,8 +19,20 @@ cd "$(dirname "$0")/.."
 DEB=${DEB:-.build/deb/ferry_$(dpkg-parsechangelog -S Version)_amd64.deb}
 [ -f "$DEB" ] || { echo "bench/usb-stick.sh: no $DEB; run make deb first" >&2; exit 1; }
 
-# exec: signals reach the Python directly, which powers the guest off and
-# removes its overlay and sockets; qemu dies with it even on SIGKILL
-# (PR_SET_PDEATHSIG in the system test's Guest).
-exec python3 bench/usb-stick.py --deb "$DEB" --packets "${PACKETS:-200}" --kib "${KIB:-1024}" \
-    --rounds "${ROUNDS:-3}" --write-mbs "${WRITE_MBS:-10}" --read-mbs "${READ_MBS:-30}" --iops "${IOPS:-300}"
+# The Python powers the guest off and removes its overlay, sockets and
+# stick image on its way out, also on SIGTERM, SIGINT or SIGHUP (passed on
+# from here); qemu dies with it even on SIGKILL (PR_SET_PDEATHSIG in the
+# system test's Guest), and then this script removes what it left.
+work=$(mktemp -d /var/tmp/ferry-usb-stick.XXXXXX)
+python3 bench/usb-stick.py --deb "$DEB" --work "$work" --packets "${PACKETS:-200}" --kib "${KIB:-1024}" \
+    --rounds "${ROUNDS:-3}" --write-mbs "${WRITE_MBS:-10}" --read-mbs "${READ_MBS:-30}" --iops "${IOPS:-300}" &
+bench=$!
+trap 'kill -TERM "$bench" 2> /dev/null || true' TERM INT HUP
+trap 'rm -rf "$work"' EXIT
+# wait returns early when a trapped signal comes: wait again until it ends.
+status=0
+while :; do
+    wait "$bench" && status=0 || status=$?
+    kill -0 "$bench" 2> /dev/null || break
+done
+exit "$status"
