@@ -75,6 +75,9 @@ struct KeptLines {
         self.words = words.map { Array($0.utf8) }
         self.tail = tail
         self.limit = limit
+        // Address space only, until written: the buffer never grows by a
+        // copy, which would hold the old and the new one at once.
+        matched.reserveCapacity(limit)
     }
 
     mutating func take(_ bytes: UnsafeRawBufferPointer) {

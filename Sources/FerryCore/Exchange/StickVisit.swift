@@ -105,12 +105,20 @@ public struct StickVisit: Sendable {
     /// says so.
     public func dropCopies(_ outcome: Outcome) async {
         guard !outcome.copiesOnStick.isEmpty, let peer = nncp.node(named: outcome.report.peer) else { return }
-        let list = outcome.copiesOnStick.map(\.name).sorted().map { "\(peer.id)/\($0)\n" }.joined()
+        // NODE/PACKET lines, written as bytes: 10,000 of them are a megabyte.
+        var list: [UInt8] = []
+        list.reserveCapacity(outcome.copiesOnStick.count * (peer.id.utf8.count + 54))
+        for name in outcome.copiesOnStick.map(\.name).sorted() {
+            list += peer.id.utf8
+            list.append(UInt8(ascii: "/"))
+            list += name.utf8
+            list.append(UInt8(ascii: "\n"))
+        }
         var report = outcome.report
         do {
             let result = try await nncpCommand(
                 "nncp-rm", NNCP.removePackets(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout),
-                input: Array(list.utf8))
+                input: list)
             guard !result.status.succeeded else { return }
             warn("nncp-rm failed (\(result.status)): \(result.errorTail()); what went onto the stick is sent again next trip", &report)
         } catch {
@@ -171,7 +179,7 @@ public struct StickVisit: Sendable {
         root: SafeDirectory, peer: NNCPNode, owner: Account?, filesystem: StickFilesystem,
         backupsvrState: inout BackupsvrState?, report: inout VisitReport
     ) async throws -> [QueuedPacket] {
-        let found: StickPackets
+        var found: StickPackets
         let nncpDirectory: SafeDirectory
         do {
             (found, nncpDirectory) = try StickPackets.prepare(root: root, selfID: nncp.selfID, peerID: peer.id, owner: owner)
@@ -211,6 +219,8 @@ public struct StickVisit: Sendable {
         } else {
             progress.step("nothing on the stick for this node")
         }
+        // Not needed past rx, and 10,000 names are a megabyte.
+        found.incoming = [:]
 
         switch config.role {
         case .spooler:
@@ -225,17 +235,9 @@ public struct StickVisit: Sendable {
             }
         case .backupsvr:
             progress.step("acknowledging what arrived")
-            let ack = try await nncpCommand(
-                "nncp-ack", NNCP.ack(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout))
-            guard ack.status.succeeded else {
-                throw ExchangeError(step: "nncp-ack", problem: "\(ack.status): \(ack.errorTail())")
-            }
-            // nncp-ack lists the ACK packets it made, one a line.
-            let made = Self.lineCount(ack.standardOutput)
-            let acknowledged = AcknowledgedPackets(stateDir: config.stateDir)
-            try acknowledged.record(AcknowledgedPackets.confirmed(inLog: ack.standardError), from: peer.id, spool: spool)
-            let madeAgain = try await acknowledgeAgain(
-                seenBefore, from: peer, known: try acknowledged.load()[peer.id] ?? [], report: &report)
+            let (made, confirmed) = try await acknowledge(peer)
+            let known = try AcknowledgedPackets(stateDir: config.stateDir).record(confirmed, from: peer.id, spool: spool)
+            let madeAgain = try await acknowledgeAgain(seenBefore, from: peer, known: known[peer.id] ?? [], report: &report)
             report.acks = made + madeAgain
             // A drive ejected or plugged in since the last toss changes what
             // the laptops should know: their state goes out on this stick.
@@ -256,6 +258,18 @@ public struct StickVisit: Sendable {
             root: root, nncpDirectory: nncpDirectory, peer: peer, owner: owner, filesystem: filesystem, found: found, report: &report)
         report.pendingForPeer = sent.pending
         return sent.copiesOnStick
+    }
+
+    /// Runs nncp-ack for what arrived from `peer`: how many ACK packets it
+    /// made, and the hashes it confirmed. Its output, a megabyte at 10,000
+    /// packets, is let go on return.
+    private func acknowledge(_ peer: NNCPNode) async throws -> (made: Int, confirmed: [String]) {
+        let ack = try await nncpCommand("nncp-ack", NNCP.ack(config: nncp.path, node: peer.name, timeout: config.exchange.commandTimeout))
+        guard ack.status.succeeded else {
+            throw ExchangeError(step: "nncp-ack", problem: "\(ack.status): \(ack.errorTail())")
+        }
+        // nncp-ack lists the ACK packets it made, one a line.
+        return (Self.lineCount(ack.standardOutput), AcknowledgedPackets.confirmed(inLog: ack.standardError))
     }
 
     /// Confirms again the packets the peer sent again because their ACK was

@@ -23,7 +23,9 @@ struct AcknowledgedPackets {
     /// Adds `hashes` from `sender`, and forgets those the spool holds
     /// neither in rx nor in rx/seen: a pruned seen/ would let a resent copy
     /// run again anyway, so the record grows no larger than seen/ does.
-    func record(_ hashes: [String], from sender: String, spool: Spool) throws {
+    /// Returns the record as written.
+    @discardableResult
+    func record(_ hashes: [String], from sender: String, spool: Spool) throws -> [String: Set<String>] {
         var known = try load()
         known[sender, default: []].formUnion(hashes)
         for (node, names) in known {
@@ -31,7 +33,9 @@ struct AcknowledgedPackets {
             let held = spool.receivedNames(from: node)
             known[node] = names.filter(held.contains)
         }
-        try file.write(known.filter { !$0.value.isEmpty })
+        let kept = known.filter { !$0.value.isEmpty }
+        try file.write(kept)
+        return kept
     }
 
     /// The hashes an nncp-ack run says it made an ACK for: its log line for
