@@ -8,6 +8,7 @@
 #   PACKETS=200 PACKET_MIB=5 ROUNDS=3 bench/exchange.sh
 #   PACKETS=2000 PACKET_MIB=1 bench/exchange.sh
 #   SCALE=1 bench/exchange.sh            # 10,000 packets of 64 KiB
+#   CASES="backupsvr" bench/exchange.sh  # only some of: empty spooler backupsvr
 #
 # Making the queue (one nncp-exec per packet) takes longer than the
 # measurement and needs no stick. With WORK=DIR the NNCP nodes and the
@@ -240,9 +241,13 @@ printf 'start-up, median of 5: ferry --help cold %ss warm %ss; nncp-xfer -versio
     "$(start_time warm "$FERRY" status --config "$work/spooler/ferry.toml")"
 
 echo "ferry exchange benchmark: $queued packets of $PACKET_KIB KiB ($total_mib MiB), ${stick_mib} MiB ext4 stick on $stick, medians of $ROUNDS rounds"
-mv "$queue" "$queue.away"; mkdir "$queue"
-rounds spooler "spooler, empty queue"
-rmdir "$queue"; mv "$queue.away" "$queue"
-rounds spooler "spooler, $queued packets"
+# CASES picks some of the three: "empty spooler backupsvr".
+cases=" ${CASES:-empty spooler backupsvr} "
+if [[ $cases == *" empty "* ]]; then
+    mv "$queue" "$queue.away"; mkdir "$queue"
+    rounds spooler "spooler, empty queue"
+    rmdir "$queue"; mv "$queue.away" "$queue"
+fi
+if [[ $cases == *" spooler "* ]]; then rounds spooler "spooler, $queued packets"; fi
 echo "$HANDLER_SECONDS" > "$work/handler-seconds"
-rounds backupsvr "backupsvr, $queued packets, to safe to remove"
+if [[ $cases == *" backupsvr "* ]]; then rounds backupsvr "backupsvr, $queued packets, to safe to remove"; fi
