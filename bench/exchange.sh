@@ -178,7 +178,7 @@ backupsvr_copy() {
     sync; umount "$work/mnt"
 }
 # ferry to "safe to remove". The toss that follows would run the handler
-# (HANDLER_SECONDS per packet): it is stopped once the line is seen, and its
+# (HANDLER_SECONDS per packet): it is stopped once it starts, and its
 # packets stay queued, as after any interrupted toss.
 backupsvr_ferry() {
     : > "$work/b.log"
@@ -188,8 +188,14 @@ backupsvr_ferry() {
         kill -0 "$pid" 2>/dev/null || { cat "$work/b.log" >&2; return 1; }
         sleep 0.01
     done
-    sed -n 's/.*safe to remove.*peak-rss-kib=\([0-9]*\).*/\1/p' "$work/b.log" >> "$work/rsses"
     echo "$(now)" > "$work/released"
+    # nncp-rm of backupsvr's copies comes after the line; its memory counts
+    # too: the peak up to the toss's first line.
+    until grep -q "tossing: applying" "$work/b.log"; do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    grep -o 'peak-rss-kib=[0-9]*' "$work/b.log" | cut -d= -f2 | sort -n | tail -1 >> "$work/rsses"
     kill -TERM "$pid"; wait "$pid" || true
 }
 
