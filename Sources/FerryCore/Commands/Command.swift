@@ -45,8 +45,8 @@ public struct Command: Sendable, Equatable, CustomStringConvertible {
 /// What a runner keeps of a command's standard error. NNCP logs a line for
 /// each packet, some 250 bytes: at 10,000 packets that is megabytes ferry
 /// would hold only to read a few lines of, and at 40,000 more than any
-/// bound on output. A command with `.matching` is read line by line as it
-/// runs.
+/// bound on output. A command with `.matching` run with `run(_:input:)`
+/// is read line by line as it runs; the other ways to run keep all of it.
 public enum ErrorLines: Sendable, Equatable {
     case all
     /// The lines that contain one of `words`, and the last `tail` lines.
@@ -68,7 +68,7 @@ struct KeptLines {
     private var last: [(number: Int, line: [UInt8])] = []
     private var partial: [UInt8] = []
     private var lines = 0
-    private(set) var droppedLines = 0
+    private var droppedLines = 0
     static let longestLine = 4096
 
     init(words: [String], tail: Int, limit: Int) {

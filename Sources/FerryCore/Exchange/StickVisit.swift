@@ -24,6 +24,7 @@ public struct StickVisit: Sendable {
     /// What a visit did, and what it leaves for after "safe to remove".
     public struct Outcome: Sendable {
         public var report: VisitReport
+        public var peer: NNCPNode
         /// backupsvr's spool copies of the packets now on the stick, which
         /// `dropCopies` removes once the stick is out.
         public var copiesOnStick: [QueuedPacket] = []
@@ -93,7 +94,7 @@ public struct StickVisit: Sendable {
             throw error
         }
         try StateFile(VisitReport.fileName, stateDir: config.stateDir).write(report)
-        return Outcome(report: report, copiesOnStick: copiesOnStick)
+        return Outcome(report: report, peer: peer, copiesOnStick: copiesOnStick)
     }
 
     /// backupsvr keeps nothing it has put on the stick: nothing acknowledges
@@ -104,7 +105,8 @@ public struct StickVisit: Sendable {
     /// next trip (the peer drops what it has seen), and the last visit here
     /// says so.
     public func dropCopies(_ outcome: Outcome) async {
-        guard !outcome.copiesOnStick.isEmpty, let peer = nncp.node(named: outcome.report.peer) else { return }
+        guard !outcome.copiesOnStick.isEmpty else { return }
+        let peer = outcome.peer
         // NODE/PACKET lines, written as bytes: 10,000 of them are a megabyte.
         var list: [UInt8] = []
         list.reserveCapacity(outcome.copiesOnStick.count * (peer.id.utf8.count + 54))
