@@ -39,14 +39,9 @@ if [ -n "${WORK:-}" ]; then
 else
     work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
 fi
-stick=
+source bench/stick.sh
 cleanup() {
-    mountpoint -q "$work/mnt" && umount "$work/mnt"
-    for host in spooler backupsvr; do
-        for m in "$work/$host/mnt/"*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
-    done
-    [ -n "$stick" ] && losetup -d "$stick"
-    rm -f "$work/stick.img"
+    release_stick
     [ -n "${KEEP_WORK:-}" ] || [ -n "${WORK:-}" ] && { echo "kept $work"; return; }
     rm -rf "$work"
 }
@@ -103,25 +98,13 @@ if [ "$(cat "$work/ready" 2>/dev/null)" != "$PACKETS $PACKET_KIB" ]; then
     prepare
 fi
 [ -n "${PREPARE_ONLY:-}" ] && { echo "prepared $PACKETS packets of $PACKET_KIB KiB in $work"; exit 0; }
-# FERRY=PATH measures another build (an older one, for a before and after).
-if [ -z "${FERRY:-}" ]; then
-    swift build -c release --product ferry --static-swift-stdlib >/dev/null
-    FERRY=$PWD/.build/release/ferry
-fi
-spooler_id=$(cat "$work/spooler/keys/self/id")
-backupsvr_id=$(cat "$work/backupsvr/keys/self/id")
-queue=$work/spooler/spool/$backupsvr_id/tx
+bench_ferry
+bench_nodes
 queued=$(find "$queue" -maxdepth 1 -type f -name '[A-Z2-7]*' | wc -l)
 
 total_mib=$((PACKETS * PACKET_KIB / 1024))
 stick_mib=$((total_mib + total_mib / 4 + PACKETS * 8 / 1024 + 64))
-truncate -s "${stick_mib}M" "$work/stick.img"
-mkfs.ext4 -q -L FERRY-BENCH "$work/stick.img"
-stick=$(losetup --find --show "$work/stick.img")
-mkdir -p "$work/mnt"
-"$FERRY" enroll "$stick" --config "$work/spooler/ferry.toml" >/dev/null
-
-mount_stick() { mount -o nosuid,nodev,noexec,nosymfollow "$stick" "$work/mnt"; }
+make_stick "$stick_mib"
 wipe_stick() { mount_stick; rm -rf "$work/mnt/nncp"; sync; umount "$work/mnt"; }
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

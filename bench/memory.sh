@@ -20,38 +20,23 @@ WORK=${WORK:?WORK=DIR: the directory bench/exchange.sh prepared}
 work=$WORK
 [ -f "$work/ready" ] || { echo "no queue in $work: run bench/exchange.sh with WORK=$work PREPARE_ONLY=1 first" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "bench/memory.sh needs root (loop devices, mounts)" >&2; exit 1; }
-# FERRY=PATH measures another build.
-if [ -z "${FERRY:-}" ]; then
-    swift build -c release --product ferry --static-swift-stdlib >/dev/null
-    FERRY=$PWD/.build/release/ferry
-fi
-spooler_id=$(cat "$work/spooler/keys/self/id")
-backupsvr_id=$(cat "$work/backupsvr/keys/self/id")
-queue=$work/spooler/spool/$backupsvr_id/tx
+source bench/stick.sh
+bench_ferry
+bench_nodes
 packets=$(find "$queue" -maxdepth 1 -type f -name '[A-Z2-7]*' | wc -l)
 megabytes=$(du -sm "$queue" | cut -f1)
 
-stick=
 cleanup() {
-    mountpoint -q "$work/mnt" && umount "$work/mnt"
-    for host in spooler backupsvr; do
-        for m in "$work/$host/mnt/"*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
-    done
-    [ -d "$queue.away" ] && { rmdir "$queue" 2>/dev/null; mv "$queue.away" "$queue"; }
-    [ -n "$stick" ] && losetup -d "$stick"
-    rm -f "$work/stick.img"
+    release_stick
+    if [ -d "$queue.away" ]; then rmdir "$queue" 2>/dev/null || true; mv "$queue.away" "$queue"; fi
 }
 trap cleanup EXIT
-truncate -s "$((megabytes + megabytes / 4 + packets * 8 / 1024 + 64))M" "$work/stick.img"
-mkfs.ext4 -q -L FERRY-BENCH "$work/stick.img"
-stick=$(losetup --find --show "$work/stick.img")
-mkdir -p "$work/mnt"
-"$FERRY" enroll "$stick" --config "$work/spooler/ferry.toml" >/dev/null 2>&1
+make_stick "$((megabytes + megabytes / 4 + packets * 8 / 1024 + 64))"
 
 echo "$packets packets, $megabytes MiB; $(date -u +%Y-%m-%dT%H:%MZ)"
 
 # 1. backupsvr, step by step.
-mount -o nosuid,nodev,noexec,nosymfollow "$stick" "$work/mnt"
+mount_stick
 rm -rf "$work/mnt/nncp"
 mkdir -p "$work/mnt/nncp/$backupsvr_id/$spooler_id"
 find "$queue" -maxdepth 1 -type f -name '[A-Z2-7]*' -exec cp -t "$work/mnt/nncp/$backupsvr_id/$spooler_id/" {} +
@@ -73,7 +58,7 @@ awk '/peak-rss-kib=/ {
         printf "%8d %s\n", rss, step }' "$work/memory.log"
 
 # 2. An empty spooler visit, held in its syncfs for a look at its pages.
-mount -o nosuid,nodev,noexec,nosymfollow "$stick" "$work/mnt"
+mount_stick
 rm -rf "$work/mnt/nncp"; sync; umount "$work/mnt"
 mv "$queue" "$queue.away"; mkdir "$queue"
 FERRY_TEST_SYNC_DELAY=3 "$FERRY" handle "$stick" --config "$work/spooler/ferry.toml" 2>/dev/null &

@@ -15,34 +15,15 @@ WORK=${WORK:?WORK=DIR: the directory bench/exchange.sh prepared}
 work=$WORK
 out=${OUT:-$work/profile}
 [ -f "$work/ready" ] || { echo "no queue in $work: run bench/exchange.sh with WORK=$work PREPARE_ONLY=1 first" >&2; exit 1; }
-if [ -z "${FERRY:-}" ]; then
-    swift build -c release --product ferry --static-swift-stdlib >/dev/null
-    FERRY=$PWD/.build/release/ferry
-fi
+source bench/stick.sh
+bench_ferry
 mkdir -p "$out"
-spooler_id=$(cat "$work/spooler/keys/self/id")
-backupsvr_id=$(cat "$work/backupsvr/keys/self/id")
-queue=$work/spooler/spool/$backupsvr_id/tx
+bench_nodes
 packets=$(find "$queue" -maxdepth 1 -type f -name '[A-Z2-7]*' | wc -l)
 megabytes=$(du -sm "$queue" | cut -f1)
 
-stick=
-cleanup() {
-    mountpoint -q "$work/mnt" && umount "$work/mnt"
-    for host in spooler backupsvr; do
-        for m in "$work/$host/mnt/"*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
-    done
-    [ -n "$stick" ] && losetup -d "$stick"
-    rm -f "$work/stick.img"
-}
-trap cleanup EXIT
-truncate -s "$((megabytes + megabytes / 4 + packets * 8 / 1024 + 64))M" "$work/stick.img"
-mkfs.ext4 -q -L FERRY-BENCH "$work/stick.img"
-stick=$(losetup --find --show "$work/stick.img")
-mkdir -p "$work/mnt"
-"$FERRY" enroll "$stick" --config "$work/spooler/ferry.toml" >/dev/null 2>&1
-
-mount_stick() { mount -o nosuid,nodev,noexec,nosymfollow "$stick" "$work/mnt"; }
+trap release_stick EXIT
+make_stick "$((megabytes + megabytes / 4 + packets * 8 / 1024 + 64))"
 setup() { # host
     mount_stick
     rm -rf "$work/mnt/nncp"
